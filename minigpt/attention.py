@@ -1,0 +1,176 @@
+"""Causal self-attention, written out, with rotary embeddings, banded layers and a KV cache.
+
+For one head with queries Q (T x D), keys K (S x D) and values V (S x D):
+
+    scores = Q K^T * scale                      scale = 1/sqrt(D), or 1 for GPT-Neo
+    scores[i, j] = -inf  where key j is not allowed for query i
+    A = softmax(scores, dim=-1)                 (computed in fp32)
+    Y = A V
+
+Query i sits at absolute position p_i = i + (S - T): with a KV cache the S keys include the S - T
+earlier tokens. Key j is allowed when it is not in the future, j <= p_i, and, in a "local"
+(banded) layer, when it is one of the last `window_size` keys, j > p_i - window_size.
+
+Heads run in parallel as a batch dimension: tensors are (B, H, T, D); the output of all heads is
+concatenated back to (B, T, C) and mixed by the output projection.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from minigpt.config import GPTConfig
+
+
+def allowed_keys(
+    n_query: int, n_key: int, window: int | None, device: torch.device | None = None
+) -> torch.Tensor:
+    """Boolean (T, S) mask: True where query i may attend to key j (bottom-right aligned)."""
+    query_pos = torch.arange(n_key - n_query, n_key, device=device)[:, None]  # p_i, (T, 1)
+    key_pos = torch.arange(n_key, device=device)[None, :]  # j, (1, S)
+    allowed = key_pos <= query_pos
+    if window is not None:
+        allowed &= key_pos > query_pos - window
+    return allowed
+
+
+class Rotary(nn.Module):
+    """Rotary position embedding, GPT-J style: rotate interleaved channel pairs.
+
+    Channels (2j, 2j+1) of the first R = rotary_dim channels of a head at position t are turned by
+    the angle  theta_{t,j} = t * base^(-2j / R):
+
+        x'_{2j}   = x_{2j} cos(theta) - x_{2j+1} sin(theta)
+        x'_{2j+1} = x_{2j+1} cos(theta) + x_{2j} sin(theta)
+
+    so q.k depends on positions only through their difference. Channels past R pass through.
+    """
+
+    def __init__(self, rotary_dim: int, max_len: int, base: float) -> None:
+        super().__init__()
+        self.rotary_dim = rotary_dim
+        inv_freq = base ** (-torch.arange(0, rotary_dim, 2, dtype=torch.float32) / rotary_dim)
+        theta = torch.arange(max_len, dtype=torch.float32)[:, None] * inv_freq  # (max_len, R/2)
+        self.register_buffer("cos", theta.cos(), persistent=False)
+        self.register_buffer("sin", theta.sin(), persistent=False)
+
+    def forward(self, x: torch.Tensor, start: int) -> torch.Tensor:
+        """x: (B, H, T, D) at positions start..start+T-1 -> same shape, rotated."""
+        T, R = x.size(2), self.rotary_dim
+        cos = self.cos[start : start + T].to(x.dtype)  # (T, R/2)
+        sin = self.sin[start : start + T].to(x.dtype)
+        pairs = x[..., :R].unflatten(-1, (R // 2, 2))  # (B, H, T, R/2, 2)
+        x_even, x_odd = pairs[..., 0], pairs[..., 1]
+        rotated = torch.stack((x_even * cos - x_odd * sin, x_odd * cos + x_even * sin), dim=-1)
+        return torch.cat((rotated.flatten(-2), x[..., R:]), dim=-1)
+
+
+class KVCache:
+    """Static per-layer key/value buffers for incremental decoding (prefill, then a token a step).
+
+    Buffers are (n_layer, B, H, max_len, D), allocated on the first write with the dtype of the
+    keys (so bf16 under autocast). `length` counts the tokens stored; `n_prefix` of them are
+    learned prefixes (prefix tuning) that take no position, so token positions start after them.
+    """
+
+    def __init__(self, n_layer: int, max_len: int, n_prefix: int = 0) -> None:
+        self.n_layer = n_layer
+        self.max_len = max_len
+        self.n_prefix = n_prefix
+        self.length = 0
+        self.k: torch.Tensor | None = None
+        self.v: torch.Tensor | None = None
+
+    @property
+    def position(self) -> int:
+        """Position of the next token to be written (learned/rotary position index)."""
+        return self.length - self.n_prefix
+
+    def reset(self, keep_prefix: bool = True) -> None:
+        self.length = self.n_prefix if keep_prefix else 0
+
+    def update(
+        self, layer: int, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write k, v (B, H, T, D) after the stored tokens; return all keys/values (B, H, S, D)."""
+        B, H, T, D = k.shape
+        end = self.length + T
+        if end > self.max_len:
+            raise ValueError(f"KV cache overflow: {end} tokens > max_len={self.max_len}")
+        if self.k is None or self.k.shape[1] != B or self.k.dtype != k.dtype:
+            shape = (self.n_layer, B, H, self.max_len, D)
+            self.k = torch.zeros(shape, dtype=k.dtype, device=k.device)
+            self.v = torch.zeros(shape, dtype=v.dtype, device=v.device)
+        self.k[layer, :, :, self.length : end] = k
+        self.v[layer, :, :, self.length : end] = v
+        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+
+    def advance(self, n_tokens: int) -> None:
+        """Mark n_tokens more as stored; the model calls this once all layers have written."""
+        self.length += n_tokens
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention with a choice of implementation ("math" or "sdpa")."""
+
+    def __init__(self, config: GPTConfig, layer: int) -> None:
+        super().__init__()
+        C = config.n_embd
+        qkv_bias = config.bias if config.qkv_bias is None else config.qkv_bias
+        proj_bias = config.bias if config.attn_proj_bias is None else config.attn_proj_bias
+        self.c_attn = nn.Linear(C, 3 * C, bias=qkv_bias)  # q, k, v projections in one matmul
+        self.c_proj = nn.Linear(C, C, bias=proj_bias)
+        self.resid_dropout = nn.Dropout(config.dropout)
+        self.dropout = config.dropout
+        self.layer = layer
+        self.n_head = config.n_head
+        self.scale = 1.0 / math.sqrt(config.head_dim) if config.scale_attn else 1.0
+        self.window = config.window_size if config.layer_type(layer) == "local" else None
+        self.impl = config.attn_impl
+
+    def forward(
+        self, x: torch.Tensor, rotary: Rotary | None = None, cache: KVCache | None = None
+    ) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        # (B, T, C) -> (B, H, T, D): each head attends independently
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        start = cache.position if cache is not None else 0
+        if rotary is not None:
+            q, k = rotary(q, start), rotary(k, start)
+        if cache is not None:
+            k, v = cache.update(self.layer, k, v)  # (B, H, S, D) with S = stored + T
+        attend = self._attend_math if self.impl == "math" else self._attend_sdpa
+        y = attend(q, k, v)  # (B, H, T, D)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble heads side by side
+        return self.resid_dropout(self.c_proj(y))
+
+    def _attend_math(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """The equations of the module docstring, one line each."""
+        T, S = q.size(2), k.size(2)
+        scores = (q @ k.transpose(-2, -1)).float() * self.scale  # (B, H, T, S), fp32
+        mask = allowed_keys(T, S, self.window, q.device)
+        scores = scores.masked_fill(~mask, float("-inf"))
+        att = F.softmax(scores, dim=-1).to(v.dtype)
+        att = F.dropout(att, p=self.dropout, training=self.training)
+        return att @ v
+
+    def _attend_sdpa(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Fused kernel. `is_causal=True` aligns the mask top-left, which is right only when the
+        queries are all the keys (T == S); otherwise pass the bottom-right aligned mask, or none
+        when a single query may see every key."""
+        T, S = q.size(2), k.size(2)
+        dropout = self.dropout if self.training else 0.0
+        banded = self.window is not None and self.window < S
+        if not banded and T == S:
+            return F.scaled_dot_product_attention(
+                q, k, v, dropout_p=dropout, is_causal=True, scale=self.scale
+            )
+        mask = None if (not banded and T == 1) else allowed_keys(T, S, self.window, q.device)
+        return F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=dropout, scale=self.scale
+        )

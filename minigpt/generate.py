@@ -1,0 +1,115 @@
+"""Autoregressive sampling with a KV cache.
+
+Each step turns the last position's logits z into a distribution and draws the next token:
+
+    p(v) = softmax(z / temperature)_v          temperature 0 -> argmax (greedy)
+    top-k: keep the k largest z, set the rest to -inf
+    top-p: keep the smallest set of tokens whose probability sums to >= p (nucleus sampling)
+
+With a cache, the prompt is run once (prefill) and its keys/values stored; every later step feeds
+only the newest token. Once the context fills `block_size`, the window slides: the cache is
+rebuilt from the last `block_size` tokens each step, which is exactly what uncached generation
+computes, so both give the same tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import torch
+
+from minigpt.attention import KVCache
+
+if TYPE_CHECKING:
+    from minigpt.model import GPT
+
+
+def filter_logits(
+    logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None
+) -> torch.Tensor:
+    """Set logits (B, V) outside the top-k / top-p set to -inf."""
+    if top_k is not None and top_k < logits.size(-1):
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        # drop a token when the tokens ranked above it already reach top_p (the first always stays)
+        drop_sorted = probs.cumsum(dim=-1) - probs >= top_p
+        drop = drop_sorted.scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+def sample_next(
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Draw one token per row from logits (B, V) -> (B, 1)."""
+    if temperature < 0:
+        raise ValueError(f"temperature={temperature} must be >= 0 (0 means greedy)")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k={top_k} must be >= 1")
+    if top_p is not None and not 0.0 < top_p <= 1.0:
+        raise ValueError(f"top_p={top_p} must be in (0, 1]")
+    logits = logits.float()
+    if temperature == 0:
+        return logits.argmax(dim=-1, keepdim=True)
+    logits = filter_logits(logits / temperature, top_k, top_p)
+    probs = torch.softmax(logits, dim=-1)
+    return torch.multinomial(probs, num_samples=1, generator=generator)
+
+
+def _next_logits(model: GPT, context: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
+    """Logits (B, V) for the token after `context`, feeding the cache only what it lacks."""
+    block_size = model.config.block_size
+    if cache is None or cache.position == 0 or cache.position >= block_size:
+        if cache is not None:
+            cache.reset()
+        window = context[:, -block_size:]  # slide once the context outgrows the model
+    else:
+        window = context[:, -1:]
+    hidden = model.hidden_states(window, cache)[:, -1, :]  # (B, C)
+    return model.lm_head(hidden)
+
+
+@torch.inference_mode()
+def stream_tokens(
+    model: GPT,
+    idx: torch.Tensor,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    eos_id: int | None = None,
+    use_cache: bool = True,
+    generator: torch.Generator | None = None,
+    cache: KVCache | None = None,
+) -> Iterator[torch.Tensor]:
+    """Yield new tokens (B, 1) one step at a time. A row that emitted eos_id keeps emitting it;
+    the stream stops early when every row has. `cache` may carry learned prefixes."""
+    if idx.dim() != 2 or idx.size(1) == 0:
+        raise ValueError(f"idx must be a non-empty (batch, time) tensor, got {tuple(idx.shape)}")
+    if use_cache and cache is None:
+        cache = model.new_cache()
+    elif not use_cache:
+        cache = None
+    n_vocab = model.config.n_vocab
+    finished = torch.zeros(idx.size(0), 1, dtype=torch.bool, device=idx.device)
+    context = idx
+    for _ in range(max_new_tokens):
+        logits = _next_logits(model, context, cache)
+        if n_vocab is not None:
+            logits[:, n_vocab:] = float("-inf")  # padded vocab rows are never sampled
+        token = sample_next(logits, temperature, top_k, top_p, generator)
+        if eos_id is not None:
+            token = token.masked_fill(finished, eos_id)
+            finished |= token == eos_id
+        context = torch.cat([context, token], dim=1)
+        yield token
+        if eos_id is not None and bool(finished.all()):
+            return

@@ -1,0 +1,25 @@
+"""Tiny configs shared by the tests: every architectural switch of the GPT family."""
+
+import minigpt
+
+
+def tiny_config(**overrides) -> minigpt.GPTConfig:
+    base = dict(vocab_size=67, block_size=32, n_layer=2, n_head=4, n_embd=32)
+    return minigpt.GPTConfig(**{**base, **overrides})
+
+
+# Every architectural switch, so each feature meets both attention implementations.
+VARIANTS = {
+    "gpt2": {},
+    "local": dict(layer_types=("global", "local"), window_size=5),
+    "neo": dict(layer_types=("local", "global"), window_size=7, scale_attn=False, qkv_bias=False),
+    "gptj": dict(
+        position="rotary",
+        rotary_dim=4,
+        parallel_residual=True,
+        tie_word_embeddings=False,
+        lm_head_bias=True,
+        qkv_bias=False,
+        attn_proj_bias=False,
+    ),  # fmt: skip
+}
