@@ -70,28 +70,29 @@ class Rotary(nn.Module):
 
 
 class KVCache:
-    """Static per-layer key/value buffers for incremental decoding (prefill, then a token a step).
+    """Static key/value buffers for incremental decoding (prefill, then a token a step).
 
-    Buffers are (n_layer, B, H, max_len, D), allocated on the first write with the dtype of the
-    keys (so bf16 under autocast). `length` counts the tokens stored; `n_prefix` of them are
-    learned prefixes (prefix tuning) that take no position, so token positions start after them.
+    Each layer gets its own (B, H, max_len, D) buffers, allocated on its first write with the
+    dtype of the keys (so bf16 under autocast). Writes are differentiable, so learned prefixes
+    (prefix tuning) can be written first and trained through. `length` counts the stored tokens;
+    the first `n_prefix` are prefixes that take no position, so token positions start after them.
     """
 
     def __init__(self, n_layer: int, max_len: int, n_prefix: int = 0) -> None:
-        self.n_layer = n_layer
         self.max_len = max_len
         self.n_prefix = n_prefix
         self.length = 0
-        self.k: torch.Tensor | None = None
-        self.v: torch.Tensor | None = None
+        self.k: list[torch.Tensor | None] = [None] * n_layer
+        self.v: list[torch.Tensor | None] = [None] * n_layer
 
     @property
     def position(self) -> int:
-        """Position of the next token to be written (learned/rotary position index)."""
+        """Position index (learned or rotary) of the next token to be written."""
         return self.length - self.n_prefix
 
-    def reset(self, keep_prefix: bool = True) -> None:
-        self.length = self.n_prefix if keep_prefix else 0
+    def reset(self) -> None:
+        """Forget the tokens but keep the prefixes."""
+        self.length = self.n_prefix
 
     def update(
         self, layer: int, k: torch.Tensor, v: torch.Tensor
@@ -101,13 +102,14 @@ class KVCache:
         end = self.length + T
         if end > self.max_len:
             raise ValueError(f"KV cache overflow: {end} tokens > max_len={self.max_len}")
-        if self.k is None or self.k.shape[1] != B or self.k.dtype != k.dtype:
-            shape = (self.n_layer, B, H, self.max_len, D)
-            self.k = torch.zeros(shape, dtype=k.dtype, device=k.device)
-            self.v = torch.zeros(shape, dtype=v.dtype, device=v.device)
-        self.k[layer, :, :, self.length : end] = k
-        self.v[layer, :, :, self.length : end] = v
-        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+        buf = self.k[layer]
+        if buf is None or buf.shape[0] != B or buf.dtype != k.dtype:
+            shape = (B, H, self.max_len, D)
+            self.k[layer] = torch.zeros(shape, dtype=k.dtype, device=k.device)
+            self.v[layer] = torch.zeros(shape, dtype=v.dtype, device=v.device)
+        self.k[layer][:, :, self.length : end] = k
+        self.v[layer][:, :, self.length : end] = v
+        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
 
     def advance(self, n_tokens: int) -> None:
         """Mark n_tokens more as stored; the model calls this once all layers have written."""

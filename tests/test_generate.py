@@ -95,3 +95,19 @@ def test_streaming_yields_one_column_per_step():
     columns = list(model.generate_stream(prompt, max_new_tokens=7, temperature=0))
     assert len(columns) == 7 and all(c.shape == (2, 1) for c in columns)
     assert torch.equal(torch.cat([prompt, *columns], 1), model.generate(prompt, 7, temperature=0))
+
+
+def test_gradients_flow_through_cache_prefixes():
+    """Prefix tuning writes learned keys/values into the cache first; they must train."""
+    model = _model("gptj")
+    cfg, n_prefix = model.config, 3
+    shape = (2, cfg.n_head, n_prefix, cfg.head_dim)
+    prefix_k = torch.randn(shape, requires_grad=True)
+    prefix_v = torch.randn(shape, requires_grad=True)
+    cache = model.new_cache(n_prefix=n_prefix)
+    for layer in range(cfg.n_layer):
+        cache.update(layer, prefix_k, prefix_v)
+    cache.advance(n_prefix)
+    idx = torch.randint(0, 67, (2, cfg.block_size))  # a full block still fits after the prefix
+    model(idx, idx, cache=cache).loss.backward()
+    assert prefix_k.grad.abs().sum() > 0 and prefix_v.grad.abs().sum() > 0
