@@ -27,9 +27,8 @@ import numpy as np
 import torch
 
 from minigpt.corpus import read_text
+from minigpt.prepare import META_FILE
 from minigpt.tokenizer import Tokenizer
-
-META_FILE = "meta.json"
 
 
 def load_meta(data_dir: str | os.PathLike) -> dict[str, Any]:
