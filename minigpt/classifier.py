@@ -1,0 +1,321 @@
+"""Head-swap sequence classification on top of any GPT (GPT-1 section 3.2, GPT-2's convention).
+
+A text x_1..x_m goes through the transformer; its feature is the final-norm hidden state of the
+last real token, h_m = LayerNorm(h_L)[m] (the only position that has seen the whole text). A new
+linear head replaces the LM head:
+
+    P(y | x_1..x_m) = softmax(h_m W_y + b_y)          W_y: (C x K) for K labels
+    L2 = -sum_(x, y) log P(y | x_1..x_m)              the classification loss
+
+GPT-1 also keeps language modelling as an auxiliary objective on the same texts, through the LM
+head that is kept alongside:
+
+    L3 = L2 + lambda * L1,     L1 = -sum_i log P(x_{i+1} | x_1..x_i)     (lambda = 0.5 in GPT-1)
+
+Batches are right-padded: row b holds its tokens at [0, lengths[b]). Causal attention already
+stops every real token from seeing the padding after it, so no padding mask is needed and the
+fused SDPA kernel stays on its `is_causal` path; the pad positions compute values nobody reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from torch import nn
+
+from minigpt.checkpoint import (
+    CheckpointError,
+    _read_json,
+    _write_json,
+    _write_tensors,
+    load_tokenizer,
+)
+from minigpt.data import collate
+from minigpt.loss import IGNORE_INDEX, lm_loss
+from minigpt.model import GPT
+from minigpt.peft import MethodConfig, apply_method, merged_copy
+
+CLASSIFIER_FILE = "classifier.json"
+TENSORS_FILE = "classifier.safetensors"
+FORMAT = "minigpt-classifier"
+
+
+class ClassifierOutput(NamedTuple):
+    logits: torch.Tensor  # (B, K) class scores
+    loss: (
+        torch.Tensor | None
+    )  # L3 = L2 + lambda * L1 (just L2 when lambda = 0); None without labels
+    lm_loss: torch.Tensor | None  # L1, when an auxiliary LM weight was given
+
+
+class GPTClassifier(nn.Module):
+    """A GPT whose LM head is replaced (for classification) by Linear(n_embd, num_labels).
+
+    `labels` are the label values as they appear in the data, in class-index order;
+    `label_names` are what to print for them (default: the values themselves). `method` says
+    which weights train (see minigpt.peft); it is applied to `gpt` in place. The head always
+    trains. `base_dir` is the checkpoint the GPT came from: frozen-base methods save a
+    reference to it instead of its weights.
+    """
+
+    def __init__(
+        self,
+        gpt: GPT,
+        labels: Sequence[str],
+        label_names: Sequence[str] | None = None,
+        method: MethodConfig | None = None,
+        base_dir: str | Path | None = None,
+    ) -> None:
+        super().__init__()
+        if len(labels) < 2:
+            raise ValueError(f"a classifier needs at least 2 labels, got {list(labels)}")
+        if label_names is not None and len(label_names) != len(labels):
+            raise ValueError(f"{len(label_names)} label names for {len(labels)} labels")
+        self.method = method or MethodConfig(method="full")
+        self.base_dir = None if base_dir is None else str(Path(base_dir).resolve())
+        self.prefix = apply_method(gpt, self.method)
+        self.gpt = gpt
+        self.labels = tuple(map(str, labels))
+        self.label_names = tuple(label_names) if label_names is not None else self.labels
+        like = gpt.ln_f.weight
+        self.head = nn.Linear(gpt.config.n_embd, len(labels), device=like.device, dtype=like.dtype)
+        nn.init.normal_(self.head.weight, std=0.02)  # the GPT's own init scale
+        nn.init.zeros_(self.head.bias)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        labels: Sequence[str],
+        label_names: Sequence[str] | None = None,
+        method: MethodConfig | None = None,
+        **overrides: Any,
+    ) -> GPTClassifier:
+        """A classifier over the GPT at `path` (minigpt or HF gpt2/gpt_neo/gptj dir); `overrides`
+        replace shape-free config fields such as dropout."""
+        gpt = GPT.from_pretrained(path, **overrides)
+        return cls(gpt, labels, label_names, method, base_dir=path)
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.labels)
+
+    def hidden_states(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Final-norm hidden states (B, T, C), after the learned prefixes if there are any."""
+        cache = None if self.prefix is None else self.prefix.new_cache(self.gpt, len(input_ids))
+        return self.gpt.hidden_states(input_ids, cache)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        lengths: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        aux_lm_weight: float = 0.0,
+    ) -> ClassifierOutput:
+        """input_ids (B, T) right-padded, lengths (B,) real tokens per row, labels (B,) class
+        indices -> ClassifierOutput with logits (B, K)."""
+        _check_lengths(lengths, input_ids.size(1))
+        h = self.hidden_states(input_ids)  # (B, T, C)
+        rows = torch.arange(len(input_ids), device=h.device)
+        pooled = h[rows, lengths.to(h.device) - 1]  # (B, C): h_m of each text
+        logits = self.head(pooled)  # (B, K)
+        if labels is None:
+            return ClassifierOutput(logits, None, None)
+        loss = F.cross_entropy(logits.float(), labels.to(logits.device))  # L2, mean over batch
+        aux = None
+        if aux_lm_weight:
+            aux = lm_loss(self.gpt.lm_head(h), next_token_targets(input_ids, lengths))  # L1
+            loss = loss + aux_lm_weight * aux  # L3
+        return ClassifierOutput(logits, loss, aux)
+
+    @torch.no_grad()
+    def predict_proba(
+        self, texts: Sequence[str], tokenizer: object, batch_size: int = 32
+    ) -> torch.Tensor:
+        """Class probabilities (N, K) for raw texts, truncated to the model's block_size."""
+        batch_ids = [encode_text(tokenizer, t, self.gpt.config.block_size) for t in texts]
+        pad = getattr(tokenizer, "eot_id", None) or 0
+        device = self.head.weight.device
+        was_training = self.training
+        self.eval()
+        probs = []
+        for start in range(0, len(batch_ids), batch_size):
+            batch = collate([(ids, 0) for ids in batch_ids[start : start + batch_size]], pad)
+            logits = self(batch.input_ids.to(device), batch.lengths.to(device)).logits
+            probs.append(logits.float().softmax(-1).cpu())
+        self.train(was_training)
+        return torch.cat(probs) if probs else torch.empty(0, self.num_labels)
+
+    def label_index(self, label: str | int) -> int:
+        """The class index of a label value; a clear error for one the model does not know."""
+        try:
+            return self.labels.index(str(label))
+        except ValueError:
+            raise ValueError(
+                f"unknown label {label!r}: this classifier knows {list(self.labels)}"
+            ) from None
+
+
+def encode_text(tokenizer: object, text: str, max_len: int) -> list[int]:
+    """Token ids of one text, keeping its first max_len tokens; empty text is an error."""
+    if not text or not text.strip():
+        raise ValueError("empty text: there is nothing to classify")
+    ids = tokenizer.encode(text)[:max_len]
+    if not ids:
+        raise ValueError(f"text {text!r} encodes to no tokens")
+    return ids
+
+
+def next_token_targets(input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """targets[b, t] = input_ids[b, t + 1] while t + 1 is a real token, else IGNORE_INDEX: the
+    last real token has no next token, and padding is never a target."""
+    T = input_ids.size(1)
+    targets = torch.full_like(input_ids, IGNORE_INDEX)
+    targets[:, :-1] = input_ids[:, 1:]
+    positions = torch.arange(T, device=input_ids.device)
+    return targets.masked_fill(positions + 1 >= lengths.to(input_ids.device)[:, None], IGNORE_INDEX)
+
+
+def _check_lengths(lengths: torch.Tensor, T: int) -> None:
+    # A device-wide check would sync a GPU every batch; CUDA's gather asserts on bad indices.
+    if lengths.device.type == "cpu" and lengths.numel() and int(lengths.min()) < 1:
+        raise ValueError("a row has length 0: empty texts cannot be classified")
+    if lengths.device.type == "cpu" and lengths.numel() and int(lengths.max()) > T:
+        raise ValueError(f"lengths up to {int(lengths.max())} exceed the batch width {T}")
+
+
+# ---- checkpoints --------------------------------------------------------------------------------
+#
+# A classifier directory holds classifier.json (labels, method, base reference) and
+# classifier.safetensors. Methods that change base weights (top, full) also hold the whole GPT
+# (config.json + model.safetensors, loadable on its own with GPT.from_pretrained) and keep only
+# the head in classifier.safetensors. Frozen-base methods (head, lora, adapter, prefix) store
+# only their trainable tensors and the path of the base checkpoint they were trained on.
+
+
+def save_classifier(
+    classifier: GPTClassifier, path: str | Path, tokenizer: object | None = None
+) -> None:
+    """Write the classifier into directory `path` (see the section comment for the layout)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    method = classifier.method
+    if method.frozen_base:
+        if classifier.base_dir is None:
+            raise ValueError(
+                f"method {method.method!r} saves only its trainable tensors plus a reference to"
+                " the base checkpoint, but this classifier was built from an in-memory GPT; build"
+                " it with GPTClassifier.from_pretrained(dir, ...) or pass base_dir="
+            )
+    else:
+        classifier.gpt.save_pretrained(path)
+    _write_tensors(path / TENSORS_FILE, _saved_tensors(classifier))
+    _write_json(path / CLASSIFIER_FILE, _meta(classifier, method.to_dict()))
+    if tokenizer is not None:
+        tokenizer.save(path)
+
+
+def export_merged(
+    classifier: GPTClassifier, path: str | Path, tokenizer: object | None = None
+) -> None:
+    """Write a standalone classifier whose GPT has LoRA merged in, W' = W + (alpha/r) B A:
+    no base reference, no PEFT modules, plain Linear layers. Adapters and prefixes add
+    computation that no weight of the original architecture can hold, so they cannot merge."""
+    method = classifier.method
+    if method.method in ("adapter", "prefix"):
+        raise ValueError(
+            f"{method.method} modules cannot be merged into the GPT's weights; ship the"
+            " checkpoint with its base, or fine-tune with --method=lora to export a merged model"
+        )
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    merged_copy(classifier.gpt).save_pretrained(path)
+    head = {f"head.{k}": v for k, v in classifier.head.state_dict().items()}
+    _write_tensors(path / TENSORS_FILE, head)
+    meta = _meta(classifier, MethodConfig(method="full").to_dict())
+    _write_json(path / CLASSIFIER_FILE, {**meta, "merged_from": method.method})
+    if tokenizer is not None:
+        tokenizer.save(path)
+
+
+def load_classifier(
+    path: str | Path,
+    num_labels: int | None = None,
+    base_dir: str | Path | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[GPTClassifier, object | None]:
+    """(classifier, tokenizer) from a directory written by save_classifier / export_merged.
+
+    `num_labels`, when given, must match the checkpoint; `base_dir` overrides the stored base
+    reference of a frozen-base checkpoint (for a base that moved)."""
+    path = Path(path)
+    file = path / CLASSIFIER_FILE
+    if not file.is_file() or _read_json(file).get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a minigpt classifier checkpoint (no {file.name})")
+    meta = _read_json(file)
+    labels = meta["labels"]
+    if num_labels is not None and num_labels != len(labels):
+        raise CheckpointError(
+            f"{path} has {len(labels)} labels {labels} but num_labels={num_labels} was asked"
+        )
+    method = MethodConfig(**meta["method"])
+    gpt_dir = path
+    if method.frozen_base:
+        gpt_dir = Path(base_dir or meta["base"])
+        if not (gpt_dir / "config.json").is_file():
+            raise CheckpointError(
+                f"{path} holds {method.method} weights for the base checkpoint {gpt_dir}, which"
+                " is missing; restore it or pass its new location (base_dir= / --base=)"
+            )
+    gpt = GPT.from_pretrained(gpt_dir)
+    classifier = GPTClassifier(gpt, labels, meta["label_names"], method, base_dir=gpt_dir)
+    _load_tensors(classifier, path / TENSORS_FILE)
+    tokenizer = load_tokenizer(path) or load_tokenizer(gpt_dir)
+    return classifier.to(device), tokenizer
+
+
+def _saved_tensors(classifier: GPTClassifier) -> dict[str, torch.Tensor]:
+    """What classifier.safetensors holds: every trainable tensor for frozen-base methods, else
+    everything outside the GPT (the head), since the GPT is saved whole beside it."""
+    if classifier.method.frozen_base:
+        return {n: p for n, p in classifier.named_parameters() if p.requires_grad}
+    return {n: p for n, p in classifier.named_parameters() if not n.startswith("gpt.")}
+
+
+def _meta(classifier: GPTClassifier, method: dict[str, Any]) -> dict[str, Any]:
+    frozen = MethodConfig(**method).frozen_base
+    return {
+        "format": FORMAT,
+        "labels": list(classifier.labels),
+        "label_names": list(classifier.label_names),
+        "method": method,
+        "base": classifier.base_dir if frozen else None,
+    }
+
+
+def _load_tensors(classifier: GPTClassifier, file: Path) -> None:
+    try:
+        tensors = load_file(str(file))
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{file} is missing, truncated or corrupt: {e}") from None
+    expected = _saved_tensors(classifier)
+    for name, param in expected.items():
+        if name not in tensors:
+            raise CheckpointError(f"{file} is missing tensor {name!r}")
+        if tensors[name].shape != param.shape:
+            raise CheckpointError(
+                f"tensor {name!r} in {file} has shape {tuple(tensors[name].shape)}, the model"
+                f" needs {tuple(param.shape)} (was it saved for another base model?)"
+            )
+    extra = sorted(set(tensors) - set(expected))
+    if extra:
+        raise CheckpointError(f"{file} has unexpected tensor {extra[0]!r}")
+    with torch.no_grad():
+        for name, param in expected.items():
+            param.copy_(tensors[name])
