@@ -13,7 +13,8 @@ Writes into out_dir:
   `label2` is 0 (negative) for label5 0-1, 1 (positive) for label5 3-4, and null for neutral
   snippets, which are left out of the binary task as in SST-2: read them with
   `LabelledTextDataset(path, tok, label_column="label2", skip_unlabelled=True)`.
-  The split is fixed by the snippet id: sha256(id) mod 100 < 80 is train, < 90 val, else test.
+  The split is fixed by the snippet id: h = first 8 bytes of sha256(id) as a big-endian integer;
+  h mod 100 < 80 is train, < 90 val, else test.
 - train.bin, val.bin, meta.json: token streams for in-domain language-model pre-training.
   train.bin holds the train-split movie snippets plus every amazon, NYT and tweet snippet of the
   same archive (unlabelled extra text); val.bin holds the val-split movie snippets. Test snippets
