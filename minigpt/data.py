@@ -82,6 +82,8 @@ class TokenSampler:
         world_size: int = 1,
         device: str | torch.device = "cpu",
     ):
+        if min(block_size, batch_size) < 1:
+            raise ValueError(f"block_size={block_size} and batch_size={batch_size} must be >= 1")
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is outside world_size {world_size}")
         self.bin_path = Path(bin_path)

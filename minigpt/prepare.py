@@ -5,8 +5,9 @@ A corpus of documents d_1..d_n becomes one flat stream of ids
     enc(d_1) SEP enc(d_2) SEP ... enc(d_n) SEP
 
 where SEP is [eot_id], or the encoding of DOC_SEPARATOR ("\\n\\n") for tokenizers without an
-end-of-text token (char, bytes). The stream is stored as raw little-endian integers, uint16 when
-every id fits (n_vocab <= 65,536) and uint32 otherwise, so `np.memmap` reads it with no parsing.
+end-of-text token (char, bytes). The stream is stored as raw integers in native byte order
+(little-endian on x86 and ARM), uint16 when every id fits (n_vocab <= 65,536) and uint32
+otherwise, so `np.memmap` reads it with no parsing.
 
 `meta.json` records what is needed to use and trust the bins:
 

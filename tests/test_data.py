@@ -87,6 +87,8 @@ def test_sampler_input_errors(tmp_path, ramp):
         TokenSampler(odd, 1, 1, dtype="uint32")
     with pytest.raises(FileNotFoundError, match="missing.bin not found"):
         TokenSampler(tmp_path / "missing.bin", 8, 2, dtype="uint16")
+    with pytest.raises(ValueError, match="block_size=0 and batch_size=2 must be >= 1"):
+        TokenSampler(ramp, 0, 2, dtype="uint16")
     with pytest.raises(ValueError, match="rank 2 is outside world_size 2"):
         TokenSampler(ramp, 8, 2, dtype="uint16", rank=2, world_size=2)
 
