@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from minigpt.corpus import sha256_file
+from minigpt.corpus import SHAKESPEARE_SOURCE, sha256_file, shakespeare_works
 from minigpt.tokenizer import Tokenizer
 
 META_FILE = "meta.json"
@@ -179,6 +179,24 @@ def prepare_documents(
     meta = write_meta(out_dir, tokenizer, splits, source, documents=len(docs), chars=total)
     print(f"wrote {out_dir}: train {n_train:,} tokens, val {len(ids) - n_train:,} tokens")
     return meta
+
+
+def prepare_shakespeare(
+    *,
+    out_dir: str | os.PathLike,
+    tokenizer: str,
+    val_fraction: float = 0.1,
+    cache_dir: str | None = None,
+    num_threads: int = 8,
+) -> dict[str, Any]:
+    """The complete works of Shakespeare as a dataset (data/shakespeare and data/shakespeare_char
+    differ only in `tokenizer` and `out_dir`)."""
+    works = shakespeare_works(cache_dir)
+    return prepare_documents(
+        list(works.values()), tokenizer, out_dir,
+        source={**SHAKESPEARE_SOURCE, "works": len(works)},
+        val_fraction=val_fraction, num_threads=num_threads,
+    )  # fmt: skip
 
 
 def run_cli(
