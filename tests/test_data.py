@@ -1,6 +1,8 @@
 """minigpt.data: token-window sampling, meta checks, and the labelled-text dataset."""
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -65,6 +67,22 @@ def test_sampler_holds_no_memmap(ramp):
     sampler = TokenSampler(ramp, 8, 4, dtype="uint16")
     sampler.get_batch()
     assert not any(isinstance(v, np.ndarray) for v in vars(sampler).values())
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads RSS from Linux /proc")
+def test_resident_memory_does_not_grow_with_batches(tmp_path):
+    def rss_mib() -> float:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    path = tmp_path / "big.bin"
+    np.zeros(1 << 24, dtype=np.uint16).tofile(path)  # 32 MiB
+    sampler = TokenSampler(path, 64, 64, dtype="uint16")
+    sampler.get_batch()
+    before = rss_mib()
+    for _ in range(300):  # ~19k random windows: a memmap kept open would map most of the file
+        sampler.get_batch()
+    assert rss_mib() - before < 4
 
 
 @pytest.mark.parametrize(
