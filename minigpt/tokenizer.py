@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -81,10 +81,17 @@ class Tokenizer(ABC):
         """Rebuild a tokenizer from `to_spec()` output."""
         kind = spec.get("kind")
         if kind == "char":
-            return CharTokenizer(spec["chars"])
-        if kind in ("bpe", "bytes"):
-            return Tokenizer.from_name(spec["name"])
-        raise ValueError(f"tokenizer spec has unknown kind {kind!r}; expected bpe, char or bytes")
+            tok: Tokenizer = CharTokenizer(spec["chars"])
+        elif kind in ("bpe", "bytes"):
+            tok = Tokenizer.from_name(spec["name"])
+        else:
+            raise ValueError(f"tokenizer spec has unknown kind {kind!r}; expected bpe, char, bytes")
+        if spec.get("n_vocab", tok.n_vocab) != tok.n_vocab:  # e.g. a tiktoken file that changed
+            raise ValueError(
+                f"tokenizer spec says {spec['name']} has n_vocab={spec['n_vocab']}, but it builds"
+                f" {tok.n_vocab}; the saved ids would not mean the same text"
+            )
+        return tok
 
     @staticmethod
     def load(path: str | os.PathLike) -> Tokenizer:
@@ -115,8 +122,9 @@ class Tokenizer(ABC):
         """Text -> ids. Special tokens are produced only for the strings in `allowed_special`."""
 
     @abstractmethod
-    def decode(self, ids: Sequence[int]) -> str:
-        """Ids -> text. Ids outside [0, n_vocab) raise ValueError."""
+    def decode(self, ids: Iterable[int]) -> str:
+        """Ids (a list, numpy array or 1-D tensor) -> text. Ids outside [0, n_vocab) raise
+        ValueError."""
 
     def encode_batch(self, texts: Sequence[str], *, num_threads: int = 8) -> list[list[int]]:
         """`encode` of each text; BPE runs them on `num_threads` threads (tiktoken's Rust core
@@ -141,13 +149,16 @@ class Tokenizer(ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, n_vocab={self.n_vocab})"
 
-    def _check_ids(self, ids: Sequence[int]) -> None:
+    def _checked(self, ids: Iterable[int]) -> list[int]:
+        """`ids` as plain ints, each verified to be in [0, n_vocab)."""
+        ids = [int(i) for i in ids]
         bad = [i for i in ids if not 0 <= i < self.n_vocab]
         if bad:
             raise ValueError(
                 f"cannot decode id {bad[0]}: tokenizer {self.name!r} has ids 0..{self.n_vocab - 1}"
                 " (mask padded-vocab logits before sampling)"
             )
+        return ids
 
 
 class BPETokenizer(Tokenizer):
@@ -168,9 +179,8 @@ class BPETokenizer(Tokenizer):
         # disallowed_special=() : a special string not allowed stays plain text instead of raising
         return self.encoding.encode(text, allowed_special=allowed_special, disallowed_special=())
 
-    def decode(self, ids: Sequence[int]) -> str:
-        self._check_ids(ids)
-        return self.encoding.decode(list(ids))
+    def decode(self, ids: Iterable[int]) -> str:
+        return self.encoding.decode(self._checked(ids))
 
     def encode_batch(self, texts: Sequence[str], *, num_threads: int = 8) -> list[list[int]]:
         return self.encoding.encode_ordinary_batch(list(texts), num_threads=num_threads)
@@ -198,10 +208,9 @@ class CharTokenizer(Tokenizer):
         ids, unk = self._ids, self.unk_id
         return [ids.get(c, unk) for c in text]
 
-    def decode(self, ids: Sequence[int]) -> str:
-        self._check_ids(ids)
+    def decode(self, ids: Iterable[int]) -> str:
         alphabet = self.chars + "\ufffd"  # unk_id decodes to the Unicode replacement character
-        return "".join(alphabet[i] for i in ids)
+        return "".join(alphabet[i] for i in self._checked(ids))
 
 
 class ByteTokenizer(Tokenizer):
@@ -217,9 +226,8 @@ class ByteTokenizer(Tokenizer):
         _no_specials(self, allowed_special)
         return list(text.encode("utf-8"))
 
-    def decode(self, ids: Sequence[int]) -> str:
-        self._check_ids(ids)
-        return bytes(ids).decode("utf-8", errors="replace")
+    def decode(self, ids: Iterable[int]) -> str:
+        return bytes(self._checked(ids)).decode("utf-8", errors="replace")
 
 
 def _no_specials(tok: Tokenizer, allowed_special: Special) -> None:

@@ -2,9 +2,11 @@
 
 import json
 
+import numpy as np
 import pytest
 import requests
 import tiktoken
+import torch
 
 from minigpt.tokenizer import TOKENIZER_FILE, CharTokenizer, Tokenizer
 
@@ -108,6 +110,14 @@ def test_bytes_tokenizer_round_trips_any_text():
 
 
 @pytest.mark.parametrize("name", ["gpt2", "bytes", "char"])
+def test_decode_takes_lists_arrays_and_tensors(name):
+    tok = Tokenizer.char_from_text("hi there") if name == "char" else Tokenizer.from_name(name)
+    ids = tok.encode("hi there")
+    for form in (ids, np.array(ids, dtype=np.uint16), torch.tensor(ids)):
+        assert tok.decode(form) == "hi there"
+
+
+@pytest.mark.parametrize("name", ["gpt2", "bytes", "char"])
 def test_decode_rejects_ids_outside_vocab(name):
     tok = Tokenizer.char_from_text("ab") if name == "char" else Tokenizer.from_name(name)
     with pytest.raises(ValueError, match=f"cannot decode id {tok.n_vocab}"):
@@ -146,5 +156,7 @@ def test_bad_names_and_specs_fail_clearly(tmp_path):
         Tokenizer.from_spec({"kind": "wordpiece", "name": "bert"})
     with pytest.raises(FileNotFoundError, match="no tokenizer spec at"):
         Tokenizer.load(tmp_path)
+    with pytest.raises(ValueError, match="gpt2 has n_vocab=50000, but it builds 50257"):
+        Tokenizer.from_spec({"kind": "bpe", "name": "gpt2", "n_vocab": 50000})
     with pytest.raises(ValueError, match="non-empty alphabet"):
         Tokenizer.char_from_text("")
