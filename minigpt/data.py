@@ -183,31 +183,18 @@ class LabelledTextDataset(torch.utils.data.Dataset):
         errors: str = "strict",
     ):
         self.path = Path(path)
-        texts, raw_labels, self.n_skipped = [], [], 0
-        for line, row in _read_rows(self.path, errors):
-            where = f"{self.path} line {line}"
-            text, label = _field(row, text_column, where), _field(row, label_column, where)
-            if text is None or not str(text).strip():
-                raise ValueError(f"{where}: empty {text_column!r}; remove the row or fill it")
-            if label is None or str(label) == "":
-                if not skip_unlabelled:
-                    raise ValueError(
-                        f"{where}: no {label_column!r}; fill it or pass skip_unlabelled=True"
-                    )
-                self.n_skipped += 1
-                continue
-            texts.append(str(text))
-            raw_labels.append(str(label))
-        if not texts:
-            raise ValueError(f"{self.path} holds no labelled rows")
+        rows, self.n_skipped = _labelled_rows(
+            self.path, text_column, label_column, skip_unlabelled, errors
+        )
+        texts, raw_labels = [text for _, text, _ in rows], [label for _, _, label in rows]
         self.labels = _sorted_labels(raw_labels) if labels is None else tuple(map(str, labels))
         index = {label: i for i, label in enumerate(self.labels)}
-        unknown = next((v for v in raw_labels if v not in index), None)
-        if unknown is not None:
-            raise ValueError(
-                f"{self.path}: label {unknown!r} is not in the label set {list(self.labels)};"
-                " fix the file or pass the full label set as labels=[...]"
-            )
+        for line, _, label in rows:
+            if label not in index:
+                raise ValueError(
+                    f"{self.path} line {line}: label {label!r} is not in the label set"
+                    f" {list(self.labels)}; fix the file or pass the full set as labels=[...]"
+                )
         ids = tokenizer.encode_batch(texts)
         self.n_truncated = sum(max_len is not None and len(x) > max_len for x in ids)
         self.examples = [(x[:max_len], index[v]) for x, v in zip(ids, raw_labels, strict=True)]
@@ -227,6 +214,29 @@ class LabelledTextDataset(torch.utils.data.Dataset):
         """`collate` padding with this tokenizer's end-of-text id (0 if it has none): the mask,
         not the pad value, is what keeps padding out of the model's view."""
         return collate(batch, self.pad_id)
+
+
+def _labelled_rows(
+    path: Path, text_column: str, label_column: str, skip_unlabelled: bool, errors: str
+) -> tuple[list[tuple[int, str, str]], int]:
+    """(line, text, label) for each labelled row, and how many unlabelled rows were skipped."""
+    rows, skipped = [], 0
+    for line, row in _read_rows(path, errors):
+        where = f"{path} line {line}"
+        text, label = _field(row, text_column, where), _field(row, label_column, where)
+        if text is None or not str(text).strip():
+            raise ValueError(f"{where}: empty {text_column!r}; remove the row or fill it")
+        if label is None or str(label) == "":
+            if not skip_unlabelled:
+                raise ValueError(
+                    f"{where}: no {label_column!r}; fill it or pass skip_unlabelled=True"
+                )
+            skipped += 1
+            continue
+        rows.append((line, str(text), str(label)))
+    if not rows:
+        raise ValueError(f"{path} holds no labelled rows")
+    return rows, skipped
 
 
 def _read_rows(path: Path, errors: str) -> Iterator[tuple[int, dict[str, Any]]]:

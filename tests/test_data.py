@@ -183,7 +183,7 @@ def test_label_set_order_and_numeric_inference(tmp_path):
 
 def test_label_outside_set(tmp_path):
     path = write_rows(tmp_path / "d.jsonl")
-    with pytest.raises(ValueError, match=r"label '2' is not in the label set \['0', '1'\]"):
+    with pytest.raises(ValueError, match=r"line 4: label '2' is not in the label set \['0', '1'\]"):
         LabelledTextDataset(path, Tokenizer.from_name("bytes"), labels=[0, 1])
 
 
