@@ -105,8 +105,8 @@ class KVCache:
         buf = self.k[layer]
         if buf is None or buf.shape[0] != B or buf.dtype != k.dtype:
             shape = (B, H, self.max_len, D)
-            self.k[layer] = torch.zeros(shape, dtype=k.dtype, device=k.device)
-            self.v[layer] = torch.zeros(shape, dtype=v.dtype, device=v.device)
+            self.k[layer] = torch.empty(shape, dtype=k.dtype, device=k.device)
+            self.v[layer] = torch.empty(shape, dtype=v.dtype, device=v.device)
         self.k[layer][:, :, self.length : end] = k
         self.v[layer][:, :, self.length : end] = v
         return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
