@@ -98,15 +98,19 @@ def test_init_follows_gpt2():
     assert model.lm_head.weight is model.wte.weight
 
 
-def test_bf16_autocast_keeps_loss_in_fp32():
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("impl", ["sdpa", "math"])
+def test_autocast_keeps_loss_in_fp32(dtype, impl):
     torch.manual_seed(0)
-    model = minigpt.GPT(tiny_config())
+    model = minigpt.GPT(tiny_config(attn_impl=impl, **VARIANTS["local"]))
     idx = torch.randint(0, 67, (2, 32))
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.autocast("cpu", dtype=dtype):
         logits, loss = model(idx, idx)
-    assert logits.dtype == torch.bfloat16
+    assert logits.dtype == dtype
     assert loss.dtype == torch.float32
     assert loss.item() == pytest.approx(model(idx, idx).loss.item(), abs=0.05)
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
 
 
 def test_bad_inputs_fail_with_clear_messages():
