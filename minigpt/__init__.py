@@ -10,6 +10,7 @@ from minigpt.checkpoint import CheckpointError, export_hf_gpt2, load_tokenizer
 from minigpt.config import GPTConfig
 from minigpt.loss import lm_loss, perplexity
 from minigpt.model import GPT, GPTOutput
+from minigpt.tokenizer import Tokenizer
 
 __all__ = [
     "GPT",
@@ -21,4 +22,5 @@ __all__ = [
     "lm_loss",
     "load_tokenizer",
     "perplexity",
+    "Tokenizer",
 ]

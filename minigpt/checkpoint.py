@@ -29,10 +29,10 @@ from safetensors.torch import load_file, save_file
 
 from minigpt.config import GPTConfig
 from minigpt.model import GPT
+from minigpt.tokenizer import TOKENIZER_FILE, Tokenizer
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
-TOKENIZER_FILE = "tokenizer_spec.json"
 HUB_FILES = ["config.json", "*.safetensors", "*.safetensors.index.json", "pytorch_model*.bin*"]
 GPT2_CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 
@@ -74,7 +74,7 @@ def minigpt_state_dict(model: GPT) -> dict[str, torch.Tensor]:
     return state
 
 
-def save_pretrained(model: GPT, path: str | Path, tokenizer: Any | None = None) -> None:
+def save_pretrained(model: GPT, path: str | Path, tokenizer: Tokenizer | None = None) -> None:
     """Write config.json, model.safetensors and (optionally) tokenizer_spec.json into `path`."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -332,14 +332,10 @@ def load_pretrained(
     return _build(config, state, dtype)
 
 
-def load_tokenizer(directory: str | Path) -> Any | None:
+def load_tokenizer(directory: str | Path) -> Tokenizer | None:
     """The tokenizer saved beside a minigpt checkpoint, or None if there is none."""
     file = Path(directory) / TOKENIZER_FILE
-    if not file.is_file():
-        return None
-    from minigpt.tokenizer import Tokenizer
-
-    return Tokenizer.load(file)
+    return Tokenizer.load(file) if file.is_file() else None
 
 
 def _download_from_hub(name: str) -> Path:

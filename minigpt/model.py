@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +30,9 @@ from minigpt.attention import CausalSelfAttention, KVCache, Rotary
 from minigpt.config import GPTConfig
 from minigpt.generate import stream_tokens
 from minigpt.loss import lm_loss
+
+if TYPE_CHECKING:
+    from minigpt.tokenizer import Tokenizer
 
 
 class GPTOutput(NamedTuple):
@@ -220,7 +223,7 @@ class GPT(nn.Module):
 
     # ---- checkpoints --------------------------------------------------------------------------
 
-    def save_pretrained(self, path: str | Path, tokenizer: object | None = None) -> None:
+    def save_pretrained(self, path: str | Path, tokenizer: Tokenizer | None = None) -> None:
         """Write config.json + model.safetensors (+ tokenizer spec) to directory `path`."""
         from minigpt.checkpoint import save_pretrained
 

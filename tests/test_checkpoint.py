@@ -107,3 +107,13 @@ def test_pytorch_bin_checkpoint_loads_without_pickle(tmp_path):
     idx = torch.randint(0, 67, (1, 32))
     with torch.no_grad():
         assert (model(idx).logits - hf(idx).logits).abs().max().item() < 1e-5
+
+
+def test_tokenizer_travels_with_the_checkpoint(tmp_path):
+    tok = minigpt.Tokenizer.char_from_text("to be or not to be")
+    model = minigpt.GPT(tiny_config(vocab_size=64, n_vocab=tok.n_vocab))
+    model.save_pretrained(tmp_path, tokenizer=tok)
+    back = minigpt.load_tokenizer(tmp_path)
+    assert back.to_spec() == tok.to_spec()
+    assert back.decode(back.encode("not to be")) == "not to be"
+    assert minigpt.load_tokenizer(tmp_path / "missing") is None

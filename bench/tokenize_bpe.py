@@ -1,28 +1,18 @@
 """Benchmark: GPT-2 BPE tokens/s over the complete works of Shakespeare, one thread vs many.
 
-    python bench/tokenize.py [--threads N] [--repeats 3]
+    python bench/tokenize_bpe.py [--threads N] [--repeats 3]
 
 Encodes the 42 works (one document each) with `Tokenizer.encode_batch`, whose tiktoken core
 releases the GIL, so threads scale with cores. Reports the best of `--repeats` timed runs as JSON.
 """
 
-import sys
-from pathlib import Path
+import argparse
+import json
+import os
+import time
 
-# This file shares its name with the stdlib module `tokenize`, which `inspect` (imported by torch)
-# loads: take bench/ off the import path so that name resolves to the stdlib, and import minigpt
-# from this checkout.
-HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-sys.path.insert(0, str(HERE.parent))
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import time  # noqa: E402
-
-from minigpt.corpus import shakespeare_works  # noqa: E402
-from minigpt.tokenizer import Tokenizer  # noqa: E402
+from minigpt.corpus import shakespeare_works
+from minigpt.tokenizer import Tokenizer
 
 
 def best_seconds(tok: Tokenizer, docs: list[str], threads: int, repeats: int) -> float:
