@@ -1,0 +1,75 @@
+"""AdamW with GPT-3's settings, and the warmup + cosine learning-rate schedule.
+
+Weight decay shrinks weights towards zero at every step, w <- w - lr * wd * w, on top of the Adam
+update. It is applied only to parameters of two or more dimensions (Linear weights, embeddings):
+those are the ones that multiply activations, where decay regularises. Biases and LayerNorm gains
+(1-D) set offsets and scales, and decaying them only fights the model.
+
+Schedule (step s = optimizer steps done, peak lr_max = learning_rate):
+
+    lr(s) = lr_max * (s + 1) / (warmup + 1)                      s <  warmup
+    lr(s) = lr_min + 0.5 * (1 + cos(pi * r)) * (lr_max - lr_min)  warmup <= s < decay
+    lr(s) = lr_min                                                s >= decay
+
+    with r = (s - warmup) / (decay - warmup) going from 0 to 1.
+
+It depends on `lr_decay_iters`, not on `max_iters`, so a run stopped early and resumed, or one
+extended with a larger `max_iters`, follows the same curve.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Two AdamW groups: parameters with dim >= 2 decay, the rest (biases, norms) do not.
+    `model.parameters()` yields a tied matrix once, so it is never updated twice."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+
+
+def make_adamw(
+    model: nn.Module,
+    learning_rate: float,
+    weight_decay: float = 0.1,
+    betas: tuple[float, float] = (0.9, 0.95),
+    device_type: str = "cpu",
+) -> torch.optim.AdamW:
+    """AdamW over `param_groups`; on CUDA the fused kernel updates every tensor in one launch."""
+    return torch.optim.AdamW(
+        param_groups(model, weight_decay),
+        lr=learning_rate,
+        betas=betas,
+        fused=device_type == "cuda",
+    )
+
+
+def lr_at(
+    step: int,
+    learning_rate: float,
+    min_lr: float,
+    warmup_iters: int,
+    lr_decay_iters: int,
+    decay_lr: bool = True,
+) -> float:
+    """The learning rate for optimizer step `step` (see the module docstring)."""
+    if not decay_lr:
+        return learning_rate
+    if step < warmup_iters:
+        return learning_rate * (step + 1) / (warmup_iters + 1)
+    if step >= lr_decay_iters:
+        return min_lr
+    ratio = (step - warmup_iters) / (lr_decay_iters - warmup_iters)
+    return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (learning_rate - min_lr)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr

@@ -1,0 +1,120 @@
+"""TrainConfig: every setting of a training run in one dataclass.
+
+Settings are applied in order, each layer overriding the one before (see minigpt.settings):
+
+    dataclass defaults  <  config/*.toml files (in the order given)  <  --key=value / --key value
+
+Names follow nanoGPT (`--n_layer`, `--batch_size`, `--lr_decay_iters`, ...), so its users can
+switch without relearning. The defaults are the default run of `python train.py`: a small
+character-level model that trains in a few minutes on a laptop CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from minigpt.settings import ConfigError, help_text, parse_settings, setting
+
+
+@dataclass
+class TrainConfig:
+    """One training run. `python train.py --help` prints every field with its default."""
+
+    # ---- I/O -----------------------------------------------------------------------------------
+    out_dir: str = setting("out", "checkpoint directory: model + train_state.pt + metrics.jsonl")
+    init_from: str = setting(
+        "scratch",
+        "'scratch', 'resume' (continue out_dir exactly), a minigpt or HF checkpoint dir, "
+        "or a hub name such as gpt2",
+    )
+    dataset: str = setting("shakespeare_char", "dataset name: data/<dataset>/ holds the bins")
+    data_dir: str = setting("", "folder with train.bin/val.bin/meta.json; '' = data/<dataset>")
+    seed: int = setting(1337, "seed for weights, dropout and batch sampling")
+    # ---- model (ignored when init_from loads a checkpoint, whose config wins) -------------------
+    n_layer: int = setting(4, "transformer blocks")
+    n_head: int = setting(4, "attention heads per block")
+    n_embd: int = setting(128, "model width d_model (divisible by n_head)")
+    block_size: int = setting(128, "context length T in tokens")
+    dropout: float = setting(0.0, "dropout probability (also applied to a loaded checkpoint)")
+    bias: bool = setting(False, "bias in Linear layers and LayerNorms")
+    attn_impl: str = setting("sdpa", "attention kernel: fused or explicit", ("sdpa", "math"))
+    # ---- optimisation ----------------------------------------------------------------------------
+    batch_size: int = setting(32, "sequences per micro-batch per process")
+    gradient_accumulation_steps: int = setting(
+        1, "micro-batches per optimizer step, summed over all DDP processes"
+    )
+    max_iters: int = setting(600, "optimizer steps to run in total")
+    learning_rate: float = setting(1e-3, "peak learning rate after warmup")
+    min_lr: float = setting(1e-4, "learning rate at the end of the cosine decay")
+    warmup_iters: int = setting(50, "linear warmup steps")
+    lr_decay_iters: int = setting(600, "step where the cosine reaches min_lr (then stays)")
+    decay_lr: bool = setting(True, "warmup + cosine schedule; False keeps learning_rate")
+    weight_decay: float = setting(0.1, "AdamW decay on weights of 2 or more dimensions")
+    beta1: float = setting(0.9, "AdamW beta1")
+    beta2: float = setting(0.95, "AdamW beta2")
+    grad_clip: float = setting(1.0, "clip the global gradient norm to this; 0 disables")
+    # ---- evaluation, logging, checkpoints -----------------------------------------------------
+    eval_interval: int = setting(200, "evaluate and save a checkpoint every this many steps")
+    eval_iters: int = setting(20, "batches per split in each evaluation")
+    log_interval: int = setting(10, "report the training loss every this many steps")
+    eval_only: bool = setting(False, "evaluate once and exit")
+    progress: bool = setting(True, "show a progress bar (else one line per log step)")
+    sample_tokens: int = setting(500, "tokens to generate after training; 0 skips the sample")
+    tensorboard_log: bool = setting(False, "also log to TensorBoard (out_dir/tensorboard)")
+    wandb_log: bool = setting(False, "also log to Weights & Biases")
+    wandb_project: str = setting("minigpt", "W&B project")
+    wandb_run_name: str = setting("run", "W&B run name")
+    # ---- system --------------------------------------------------------------------------------
+    device: str = setting("auto", "'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', 'mps'")
+    dtype: str = setting(
+        "auto",
+        "'auto' picks bfloat16 where it is fast (CUDA, or a CPU whose bf16 matmul beats fp32), "
+        "float16 on older GPUs, else float32",
+        ("auto", "float32", "bfloat16", "float16"),
+    )
+    compile: bool = setting(False, "torch.compile the model")
+    backend: str = setting(
+        "auto", "DDP backend: nccl on CUDA, gloo on CPU", ("auto", "nccl", "gloo")
+    )
+
+    def validate(self) -> None:
+        """Raise ConfigError on the first value that cannot work."""
+        positive = ("n_layer", "n_head", "n_embd", "block_size", "batch_size",
+                    "gradient_accumulation_steps", "eval_interval", "eval_iters", "log_interval",
+                    "lr_decay_iters")  # fmt: skip
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"--{name}={getattr(self, name)} must be positive")
+        checks = [
+            (self.n_embd % self.n_head == 0,
+             f"--n_embd={self.n_embd} must be divisible by --n_head={self.n_head}"),
+            (0.0 <= self.dropout < 1.0, f"--dropout={self.dropout} must be in [0, 1)"),
+            (self.max_iters >= 0, f"--max_iters={self.max_iters} must be >= 0"),
+            (not self.decay_lr or 0 <= self.warmup_iters <= self.lr_decay_iters,
+             f"--warmup_iters={self.warmup_iters} must be in [0, lr_decay_iters]"),
+            (not self.decay_lr or 0.0 <= self.min_lr <= self.learning_rate,
+             f"--min_lr={self.min_lr} must be in [0, learning_rate={self.learning_rate}]"),
+            (self.grad_clip >= 0, f"--grad_clip={self.grad_clip} must be >= 0 (0 disables)"),
+            (self.sample_tokens >= 0, f"--sample_tokens={self.sample_tokens} must be >= 0"),
+        ]  # fmt: skip
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+USAGE = "usage: python train.py [config/NAME.toml ...] [--key=value | --key value ...]"
+
+
+def parse_config(argv: Sequence[str], base: TrainConfig | None = None) -> TrainConfig:
+    """TrainConfig from `base` (or the defaults), then TOML files, then flags; validated."""
+    return parse_settings(TrainConfig, argv, base)
+
+
+def train_help() -> str:
+    return help_text(TrainConfig, USAGE)

@@ -1,0 +1,131 @@
+"""Generate text from a trained checkpoint, streaming it as it is sampled.
+
+    python sample.py --out_dir=out --start="ROMEO:" --num_samples=2 --max_new_tokens=300
+    python sample.py --init_from=gpt2 --start=FILE:prompt.txt --temperature=0.7 --top_p=0.9
+
+The text is encoded and decoded with the checkpoint's own tokenizer (tokenizer_spec.json); an
+HF-format checkpoint without one uses `--tokenizer` (GPT-2's BPE by default). `--help` lists
+every setting.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from minigpt.checkpoint import load_tokenizer
+from minigpt.model import GPT
+from minigpt.precision import autocast, resolve_device, resolve_dtype
+from minigpt.settings import ConfigError, help_text, parse_settings, setting
+from minigpt.tokenizer import Tokenizer
+
+USAGE = "usage: python sample.py [--key=value | --key value ...]"
+
+
+@dataclass
+class SampleConfig:
+    out_dir: str = setting("out", "checkpoint directory that train.py wrote")
+    init_from: str = setting(
+        "resume", "'resume' = out_dir, or another minigpt/HF checkpoint dir or hub name"
+    )
+    start: str = setting("\n", "prompt text, or FILE:path to read it from a file")
+    num_samples: int = setting(3, "independent samples to draw")
+    max_new_tokens: int = setting(500, "tokens to generate per sample")
+    temperature: float = setting(0.8, "softmax temperature; 0 = greedy (argmax)")
+    top_k: int | None = setting(200, "keep only the k most likely tokens; none = all")
+    top_p: float | None = setting(None, "nucleus sampling: smallest set with probability >= p")
+    seed: int = setting(1337, "random seed: the same seed gives the same samples")
+    tokenizer: str = setting("gpt2", "tokenizer for a checkpoint that has no tokenizer_spec.json")
+    device: str = setting("auto", "'auto', 'cpu', 'cuda', 'cuda:1', 'mps'")
+    dtype: str = setting("auto", "autocast dtype", ("auto", "float32", "bfloat16", "float16"))
+
+    def validate(self) -> None:
+        checks = [
+            (self.num_samples > 0, f"--num_samples={self.num_samples} must be positive"),
+            (self.max_new_tokens > 0, f"--max_new_tokens={self.max_new_tokens} must be positive"),
+            (self.temperature >= 0, f"--temperature={self.temperature} must be >= 0"),
+            (self.top_k is None or self.top_k > 0, f"--top_k={self.top_k} must be positive"),
+            (self.top_p is None or 0 < self.top_p <= 1, f"--top_p={self.top_p} must be in (0, 1]"),
+        ]  # fmt: skip
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+
+def prompt_text(start: str) -> str:
+    """`start` itself, or the contents of the file named by FILE:path."""
+    if not start.startswith("FILE:"):
+        return start
+    path = Path(start.removeprefix("FILE:"))
+    if not path.is_file():
+        raise ConfigError(f"--start=FILE:{path}: no such file")
+    return path.read_text(encoding="utf-8")
+
+
+def load(cfg: SampleConfig) -> tuple[GPT, Tokenizer]:
+    source = cfg.out_dir if cfg.init_from == "resume" else cfg.init_from
+    model = GPT.from_pretrained(source)
+    tokenizer = load_tokenizer(source) if Path(source).is_dir() else None
+    return model, tokenizer or Tokenizer.from_name(cfg.tokenizer)
+
+
+def stream_text(tokenizer: Tokenizer, tokens: Iterator[torch.Tensor]) -> Iterator[str]:
+    """Yield the text of each new token (of a batch of one) as soon as it decodes to whole
+    characters, up to the end-of-text token. A BPE token can end inside a multi-byte character,
+    which decodes to U+FFFD until the next token completes it, so that tail is held back."""
+    ids: list[int] = []
+    shown = 0
+    for token in tokens:
+        if int(token[0, 0]) == tokenizer.eot_id:
+            break
+        ids.append(int(token[0, 0]))
+        text = tokenizer.decode(ids)
+        if not text.endswith("\ufffd"):
+            yield text[shown:]
+            shown = len(text)
+    text = tokenizer.decode(ids)
+    if len(text) > shown:
+        yield text[shown:]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in argv or "--help" in argv:
+        print(help_text(SampleConfig, USAGE))
+        return 0
+    try:
+        cfg = parse_settings(SampleConfig, argv)
+        model, tokenizer = load(cfg)
+        prompt = prompt_text(cfg.start)
+        start_ids = tokenizer.encode(prompt)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if not start_ids:
+        start_ids = [tokenizer.eot_id] if tokenizer.eot_id is not None else [0]
+    device = resolve_device(cfg.device)
+    dtype = resolve_dtype(cfg.dtype, device)
+    model.to(device).eval()
+    idx = torch.tensor([start_ids], device=device)
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    for k in range(cfg.num_samples):
+        if k:
+            print("\n---------------")
+        print(prompt, end="", flush=True)
+        with autocast(device, dtype):
+            tokens = model.generate_stream(
+                idx, cfg.max_new_tokens, cfg.temperature, cfg.top_k, cfg.top_p,
+                eos_id=tokenizer.eot_id, generator=generator,
+            )  # fmt: skip
+            for piece in stream_text(tokenizer, tokens):
+                print(piece, end="", flush=True)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""DDP on CPU: 2 gloo processes with batch B == 1 process with batch 2B, step for step."""
+
+import dataclasses
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from safetensors.torch import load_file, save_file
+
+from minigpt.distributed import init_distributed, shutdown
+from minigpt.metrics import read_metrics
+from minigpt.train_config import TrainConfig
+from minigpt.trainer import Trainer
+from tests.train_fixtures import make_dataset, one_thread, tiny_config
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rank_main(rank: int, world_size: int, port: int, config: dict, weights_dir: str) -> None:
+    """One torchrun-like process: the environment torchrun would set, then a normal run."""
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))  # fmt: skip
+    torch.set_num_threads(1)
+    dist = init_distributed("cpu", "gloo")
+    try:
+        trainer = Trainer(TrainConfig(**config), dist)
+        trainer.train()
+        state = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+        state.pop("lm_head.weight")  # tied to wte.weight
+        save_file(state, os.path.join(weights_dir, f"rank{rank}.safetensors"))
+    finally:
+        shutdown(dist)
+
+
+def test_two_gloo_ranks_match_one_process_with_the_global_batch(tmp_path):
+    data_dir = make_dataset(tmp_path / "data")
+    common = dict(max_iters=8, lr_decay_iters=8, eval_interval=4, log_interval=2)
+    single = tiny_config(tmp_path / "single", data_dir, batch_size=8, **common)
+    # 2 ranks x 4 rows; accumulation 2 means one micro-batch per rank per step
+    ddp = tiny_config(tmp_path / "ddp", data_dir, batch_size=4, gradient_accumulation_steps=2,
+                      **common)  # fmt: skip
+    mp.spawn(_rank_main, args=(2, _free_port(), dataclasses.asdict(ddp), str(tmp_path)), nprocs=2)
+    with one_thread():
+        reference = Trainer(single)
+        reference.train()
+
+    rank0 = load_file(tmp_path / "rank0.safetensors")
+    rank1 = load_file(tmp_path / "rank1.safetensors")
+    for name, tensor in rank0.items():
+        assert torch.equal(tensor, rank1[name]), f"ranks disagree on {name}"
+        expected = reference.model.state_dict()[name]
+        torch.testing.assert_close(tensor, expected, rtol=1e-5, atol=1e-5, msg=name)
+    # rank 0 alone logged; its (all-reduced) train and val losses are the global-batch ones
+    logged, expected = read_metrics(ddp.out_dir), read_metrics(single.out_dir)
+    assert [r["iter"] for r in logged] == [r["iter"] for r in expected]
+    for got, want in zip(logged, expected, strict=True):
+        assert got["loss"] == pytest.approx(want["loss"], rel=1e-5)
+        assert got.get("val_loss", 0) == pytest.approx(want.get("val_loss", 0), rel=1e-5)
+
+
+def test_accumulation_must_split_evenly_over_ranks(tmp_path):
+    from minigpt.distributed import DistInfo
+    from minigpt.settings import ConfigError
+
+    cfg = tiny_config(tmp_path / "out", tmp_path / "data", gradient_accumulation_steps=3)
+    with pytest.raises(ConfigError, match="must be a multiple of the number of processes \\(2\\)"):
+        Trainer(cfg, DistInfo(rank=0, local_rank=0, world_size=2))

@@ -1,0 +1,49 @@
+"""Tiny datasets and configs shared by the training tests: seconds on two CPU cores."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+from minigpt.prepare import prepare_documents
+from minigpt.train_config import TrainConfig
+
+VERSE = (
+    "Shall I compare thee to a summer's day?\n"
+    "Thou art more lovely and more temperate:\n"
+    "Rough winds do shake the darling buds of May,\n"
+    "And summer's lease hath all too short a date.\n"
+)
+
+
+def make_dataset(directory: Path, repeats: int = 40) -> Path:
+    """A character-level dataset of one repeated verse (easy to learn, so loss falls fast)."""
+    prepare_documents([VERSE * repeats], "char", directory, source={"test": True}, val_fraction=0.2)
+    return directory
+
+
+def tiny_config(out_dir: Path, data_dir: Path, **overrides) -> TrainConfig:
+    """A one-block model on CPU in fp32, no progress bar, no sample: the shape of every test."""
+    base = TrainConfig(
+        out_dir=str(out_dir), data_dir=str(data_dir), device="cpu", dtype="float32",
+        n_layer=1, n_head=2, n_embd=32, block_size=16, batch_size=4, dropout=0.0,
+        max_iters=20, lr_decay_iters=20, warmup_iters=2, learning_rate=1e-2, min_lr=1e-3,
+        eval_interval=10, eval_iters=2, log_interval=5, progress=False, sample_tokens=0,
+    )  # fmt: skip
+    return dataclasses.replace(base, **overrides)
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run tiny models on one thread: faster than two for them, and on a shared machine two
+    spinning OpenMP threads can be ten times slower."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

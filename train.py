@@ -1,0 +1,89 @@
+"""Train a GPT: `python train.py [config/NAME.toml ...] [--key=value ...]`.
+
+With no arguments it prepares shakespeare_char if needed, trains a small character-level model
+for a few minutes on a CPU, saves it to out/ and prints a sample. `--help` lists every setting.
+Scale out with `torchrun --nproc_per_node=N train.py ...` (DDP: nccl on GPUs, gloo on CPUs).
+Continue a run exactly with `--init_from=resume --out_dir=DIR` (its saved settings are the
+defaults; flags given again override them, e.g. a larger --max_iters).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+# Idle OpenMP threads sleep instead of spinning. Spinning wins a little on an idle machine, but on
+# a shared one (other jobs, or several DDP ranks per host) spinning threads steal the cores the
+# working ones need and a CPU step gets up to ten times slower. Read once, when torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
+
+from minigpt.distributed import init_distributed, shutdown
+from minigpt.model import GPT
+from minigpt.precision import resolve_device
+from minigpt.tokenizer import Tokenizer
+from minigpt.train_config import TrainConfig, parse_config, train_help
+from minigpt.trainer import Trainer, TrainingDiverged, load_saved_config
+
+ROOT = Path(__file__).resolve().parent
+
+
+def resolve_config(argv: Sequence[str]) -> TrainConfig:
+    """Settings from argv; a resumed run starts from the settings it saved."""
+    config = parse_config(argv)
+    if config.init_from == "resume":
+        config = parse_config(argv, base=load_saved_config(config.out_dir))
+    if not config.data_dir:  # data/<dataset> beside this script, wherever it is run from
+        config = dataclasses.replace(config, data_dir=str(ROOT / "data" / config.dataset))
+    return config
+
+
+def sample(model: GPT, tokenizer: Tokenizer, n_tokens: int, seed: int) -> str:
+    """Text generated from an end-of-text token (or a newline), for a first look at the model."""
+    start = [tokenizer.eot_id] if tokenizer.eot_id is not None else tokenizer.encode("\n")
+    device = next(model.parameters()).device
+    idx = torch.tensor([start], device=device)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    model.eval()
+    out = model.generate(idx, n_tokens, temperature=0.8, top_k=200, generator=generator)
+    return tokenizer.decode(out[0, len(start) :].tolist())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in argv or "--help" in argv:
+        print(train_help())
+        return 0
+    try:
+        config = resolve_config(argv)
+        dist = init_distributed(resolve_device(config.device).type, config.backend)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        trainer = Trainer(config, dist)
+        if dist.is_main:
+            model = trainer.model
+            print(
+                f"model {model.num_params() / 1e6:.2f}M params; {trainer.tokens_per_iter:,} tokens"
+                f"/step; {trainer.device} {str(trainer.dtype).removeprefix('torch.')}; "
+                f"peak {trainer.peak_flops / 1e9:,.0f} GFLOP/s; out_dir {config.out_dir}"
+            )
+        result = trainer.train()
+        if dist.is_main and config.sample_tokens and not result.interrupted:
+            text = sample(trainer.model, trainer.tokenizer, config.sample_tokens, config.seed)
+            print(f"---- sample ({config.sample_tokens} tokens) ----\n{text}")
+    except (ValueError, FileNotFoundError, TrainingDiverged) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        shutdown(dist)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
