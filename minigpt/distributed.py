@@ -8,6 +8,20 @@ full model replica and its own slice of each global batch; DistributedDataParall
 
 With equal slices that is the gradient of the mean loss over the whole global batch, exactly what
 one process with the whole batch computes. Backends: nccl between GPUs, gloo between CPU processes.
+
+Models that do not fit on one GPU (weights + gradients + AdamW's two moments, 16 bytes per
+parameter in fp32, before activations) need sharding instead of replication. With PyTorch's FSDP2
+each block's parameters are split across ranks and all-gathered just in time for its forward and
+backward, and gradients are reduce-scattered, so each rank holds 1/world_size of every state:
+
+    from torch.distributed.fsdp import fully_shard     # torch >= 2.6
+    for block in model.h:
+        fully_shard(block)                             # one all-gather unit per block
+    fully_shard(model)                                 # embeddings, final norm, head
+    optimizer = make_adamw(model, ...)                 # built after sharding: DTensor params
+
+Checkpoints then need `torch.distributed.checkpoint` (each rank writes its shards). train.py does
+not do this yet: it trains with DDP, which suits every model that fits on one device.
 """
 
 from __future__ import annotations

@@ -42,22 +42,22 @@ class TrainConfig:
     bias: bool = setting(False, "bias in Linear layers and LayerNorms")
     attn_impl: str = setting("sdpa", "attention kernel: fused or explicit", ("sdpa", "math"))
     # ---- optimisation ----------------------------------------------------------------------------
-    batch_size: int = setting(32, "sequences per micro-batch per process")
+    batch_size: int = setting(16, "sequences per micro-batch per process")
     gradient_accumulation_steps: int = setting(
         1, "micro-batches per optimizer step, summed over all DDP processes"
     )
-    max_iters: int = setting(600, "optimizer steps to run in total")
-    learning_rate: float = setting(1e-3, "peak learning rate after warmup")
+    max_iters: int = setting(1000, "optimizer steps to run in total")
+    learning_rate: float = setting(2e-3, "peak learning rate after warmup")
     min_lr: float = setting(1e-4, "learning rate at the end of the cosine decay")
     warmup_iters: int = setting(50, "linear warmup steps")
-    lr_decay_iters: int = setting(600, "step where the cosine reaches min_lr (then stays)")
+    lr_decay_iters: int = setting(1000, "step where the cosine reaches min_lr (then stays)")
     decay_lr: bool = setting(True, "warmup + cosine schedule; False keeps learning_rate")
     weight_decay: float = setting(0.1, "AdamW decay on weights of 2 or more dimensions")
     beta1: float = setting(0.9, "AdamW beta1")
-    beta2: float = setting(0.95, "AdamW beta2")
+    beta2: float = setting(0.99, "AdamW beta2 (GPT-3 used 0.95 with far larger batches)")
     grad_clip: float = setting(1.0, "clip the global gradient norm to this; 0 disables")
     # ---- evaluation, logging, checkpoints -----------------------------------------------------
-    eval_interval: int = setting(200, "evaluate and save a checkpoint every this many steps")
+    eval_interval: int = setting(250, "evaluate and save a checkpoint every this many steps")
     eval_iters: int = setting(20, "batches per split in each evaluation")
     log_interval: int = setting(10, "report the training loss every this many steps")
     eval_only: bool = setting(False, "evaluate once and exit")
