@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -39,13 +40,14 @@ def sha256_file(path: str | Path, chunk: int = 1 << 24) -> str:
     return digest.hexdigest()
 
 
-def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """torch.save through a temp file in the same directory, fsync'd, then renamed over `path`."""
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
+    """Call `write(file)` on a temp file in the same directory, fsync it, then rename it over
+    `path`: readers see the old file or the new one, never half of one."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # same filesystem: rename is atomic
     try:
         with open(tmp, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -71,7 +73,7 @@ def set_rng_state(state: dict[str, torch.Tensor], device: torch.device) -> None:
 def save_train_state(directory: str | Path, state: dict[str, Any]) -> Path:
     """Write `state` to directory/train_state.pt atomically; returns the path."""
     path = Path(directory) / STATE_FILE
-    atomic_torch_save(state, path)
+    atomic_write(path, lambda f: torch.save(state, f))
     return path
 
 

@@ -44,6 +44,7 @@ from minigpt.settings import ConfigError
 from minigpt.tokenizer import Tokenizer
 from minigpt.train_config import TrainConfig
 from minigpt.train_state import (
+    atomic_write,
     load_train_state,
     rng_state,
     save_train_state,
@@ -257,7 +258,8 @@ class Trainer:
             return
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(self.out_dir, tokenizer=self.tokenizer)
-        (self.out_dir / CONFIG_FILE).write_text(json.dumps(self.cfg.to_dict(), indent=1) + "\n")
+        settings = json.dumps(self.cfg.to_dict(), indent=1) + "\n"
+        atomic_write(self.out_dir / CONFIG_FILE, lambda f: f.write(settings.encode()))
         state = {
             "iter_num": self.iter_num,
             "best_val_loss": self.best_val_loss,
@@ -301,12 +303,13 @@ class Trainer:
         )
         if metrics:
             metrics.log(record)
+        if self.cfg.eval_only:
+            return losses["val"]
         if losses["val"] < self.best_val_loss:
             self.best_val_loss = losses["val"]
             if self.dist.is_main:
                 self.model.save_pretrained(self.out_dir / BEST_DIR, tokenizer=self.tokenizer)
-        if not self.cfg.eval_only:
-            self.save()
+        self.save()
         return losses["val"]
 
     def train(self) -> TrainResult:
@@ -334,7 +337,6 @@ class Trainer:
         with StopRequest() as stop, bar:
             clock, clock_iter = time.perf_counter(), self.iter_num
             while self.iter_num < cfg.max_iters:
-                lr = self.lr()
                 loss = self.step()
                 bar.update()
                 done = self.iter_num == cfg.max_iters
@@ -344,6 +346,7 @@ class Trainer:
                     elapsed = time.perf_counter() - clock
                     tok_s = self.tokens_per_iter * (self.iter_num - clock_iter) / elapsed
                     util = mfu(tok_s, self.flops_per_token, self.peak_flops)
+                    lr = self.optimizer.param_groups[0]["lr"]  # of the step just taken
                     record = {"iter": self.iter_num, "loss": value, "lr": lr,
                               "tokens_per_s": tok_s, "mfu": util}  # fmt: skip
                     if metrics:

@@ -185,3 +185,14 @@ def test_cli_default_path_end_to_end(tmp_path, data_dir, capsys):
     config = json.loads((tmp_path / "out" / "train_config.json").read_text())
     assert config["max_iters"] == 20
     assert (tmp_path / "out" / STATE_FILE).is_file()
+
+
+def test_eval_only_evaluates_and_writes_no_checkpoint(tmp_path, data_dir):
+    out = tmp_path / "out"
+    Trainer(tiny_config(out, data_dir, max_iters=5, eval_interval=5)).train()
+    files = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.name != "metrics.jsonl"}
+    result = Trainer(tiny_config(out, data_dir, init_from="resume", eval_only=True)).train()
+    assert result.iter_num == 5
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.name != "metrics.jsonl"} == files
+    last = read_metrics(out)[-1]
+    assert (last["kind"], last["iter"]) == ("eval", 5)
