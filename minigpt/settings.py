@@ -147,6 +147,8 @@ def help_text(cls: type, usage: str) -> str:
         type_name = kind.__name__ + ("?" if optional else "")
         default = repr(f.default) if f.default in ("", None) else f.default
         help = f.metadata.get("help", "")
+        if f.metadata.get("choices"):
+            help += f" ({' | '.join(f.metadata['choices'])})"
         lines.append(f"  --{f.name:<{width}} {type_name:<6} default {default!s:<10} {help}")
     return "\n".join(lines)
 
