@@ -13,7 +13,7 @@ from minigpt.metrics import read_metrics
 from minigpt.optim import lr_at, param_groups
 from minigpt.settings import ConfigError
 from minigpt.train_state import STATE_FILE, load_train_state
-from minigpt.trainer import Trainer, TrainingDiverged
+from minigpt.trainer import Trainer, TrainingDiverged, ensure_dataset
 from tests.train_fixtures import make_dataset, one_thread, tiny_config
 
 
@@ -196,3 +196,14 @@ def test_eval_only_evaluates_and_writes_no_checkpoint(tmp_path, data_dir):
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.name != "metrics.jsonl"} == files
     last = read_metrics(out)[-1]
     assert (last["kind"], last["iter"]) == ("eval", 5)
+
+
+def test_missing_dataset_is_prepared_by_its_own_script(tmp_path):
+    toy = tmp_path / "toy"
+    toy.mkdir()
+    script = "from tests.train_fixtures import make_dataset\n\n\ndef prepare(out_dir):\n"
+    (toy / "prepare.py").write_text(script + "    make_dataset(out_dir)\n")
+    ensure_dataset(toy)
+    assert {"train.bin", "val.bin", "meta.json"} <= {p.name for p in toy.iterdir()}
+    with pytest.raises(FileNotFoundError, match="no .*/nowhere/prepare.py to make it"):
+        ensure_dataset(tmp_path / "nowhere")
