@@ -115,7 +115,9 @@ def test_resume_rejects_torn_checkpoint(tmp_path, data_dir):
         Trainer(tiny_config(tmp_path / "out", data_dir, init_from="resume"))
 
 
-def test_sigint_finishes_step_saves_and_says_how_to_resume(tmp_path, data_dir, capsys):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_finishes_step_saves_and_says_how_to_resume(tmp_path, data_dir, capsys, signum):
+    before = signal.getsignal(signum)
     cfg = tiny_config(tmp_path / "out", data_dir, max_iters=1000, eval_interval=500)
     trainer = Trainer(cfg)
     step = trainer.step
@@ -123,17 +125,17 @@ def test_sigint_finishes_step_saves_and_says_how_to_resume(tmp_path, data_dir, c
     def step_then_signal():
         loss = step()
         if trainer.iter_num == 7:
-            signal.raise_signal(signal.SIGINT)  # arrives mid-run, as Ctrl-C would
+            signal.raise_signal(signum)  # arrives mid-run, as Ctrl-C or `kill` would
         return loss
 
     trainer.step = step_then_signal
     result = trainer.train()
-    assert (result.iter_num, result.interrupted) == (7, "SIGINT")
+    assert (result.iter_num, result.interrupted) == (7, signum.name)
     assert load_train_state(cfg.out_dir)["iter_num"] == 7
     out = capsys.readouterr().out
-    assert "stopped by SIGINT at iter 7" in out
+    assert f"stopped by {signum.name} at iter 7" in out
     assert f"python train.py --init_from=resume --out_dir={cfg.out_dir}" in out
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    assert signal.getsignal(signum) is before  # the previous handler is back
 
 
 def test_nan_loss_stops_and_names_last_good_checkpoint(tmp_path, data_dir):
