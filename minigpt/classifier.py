@@ -40,6 +40,7 @@ from minigpt.data import collate
 from minigpt.loss import IGNORE_INDEX, lm_loss
 from minigpt.model import GPT
 from minigpt.peft import MethodConfig, apply_method, merged_copy
+from minigpt.tokenizer import Tokenizer
 
 CLASSIFIER_FILE = "classifier.json"
 TENSORS_FILE = "classifier.safetensors"
@@ -136,11 +137,11 @@ class GPTClassifier(nn.Module):
 
     @torch.no_grad()
     def predict_proba(
-        self, texts: Sequence[str], tokenizer: object, batch_size: int = 32
+        self, texts: Sequence[str], tokenizer: Tokenizer, batch_size: int = 32
     ) -> torch.Tensor:
         """Class probabilities (N, K) for raw texts, truncated to the model's block_size."""
         batch_ids = [encode_text(tokenizer, t, self.gpt.config.block_size) for t in texts]
-        pad = getattr(tokenizer, "eot_id", None) or 0
+        pad = tokenizer.eot_id if tokenizer.eot_id is not None else 0
         device = self.head.weight.device
         was_training = self.training
         self.eval()
@@ -162,7 +163,7 @@ class GPTClassifier(nn.Module):
             ) from None
 
 
-def encode_text(tokenizer: object, text: str, max_len: int) -> list[int]:
+def encode_text(tokenizer: Tokenizer, text: str, max_len: int) -> list[int]:
     """Token ids of one text, keeping its first max_len tokens; empty text is an error."""
     if not text or not text.strip():
         raise ValueError("empty text: there is nothing to classify")
@@ -200,7 +201,7 @@ def _check_lengths(lengths: torch.Tensor, T: int) -> None:
 
 
 def save_classifier(
-    classifier: GPTClassifier, path: str | Path, tokenizer: object | None = None
+    classifier: GPTClassifier, path: str | Path, tokenizer: Tokenizer | None = None
 ) -> None:
     """Write the classifier into directory `path` (see the section comment for the layout)."""
     path = Path(path)
@@ -222,7 +223,7 @@ def save_classifier(
 
 
 def export_merged(
-    classifier: GPTClassifier, path: str | Path, tokenizer: object | None = None
+    classifier: GPTClassifier, path: str | Path, tokenizer: Tokenizer | None = None
 ) -> None:
     """Write a standalone classifier whose GPT has LoRA merged in, W' = W + (alpha/r) B A:
     no base reference, no PEFT modules, plain Linear layers. Adapters and prefixes add
@@ -249,7 +250,7 @@ def load_classifier(
     num_labels: int | None = None,
     base_dir: str | Path | None = None,
     device: str | torch.device = "cpu",
-) -> tuple[GPTClassifier, object | None]:
+) -> tuple[GPTClassifier, Tokenizer | None]:
     """(classifier, tokenizer) from a directory written by save_classifier / export_merged.
 
     `num_labels`, when given, must match the checkpoint; `base_dir` overrides the stored base

@@ -1,0 +1,158 @@
+"""FinetuneConfig: every setting of a `finetune.py` run, with its default and meaning.
+
+Filled by minigpt.settings (defaults < TOML files < `--key=value` flags); `--help` prints them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from minigpt.peft import LORA_TARGETS, METHODS, MethodConfig
+from minigpt.settings import ConfigError, setting
+
+# Peak learning rates that work for each method on small GPTs: the fewer and the more newly
+# initialised the trained weights, the larger the step they tolerate.
+DEFAULT_LR = {
+    "head": 2e-3,
+    "top": 3e-4,
+    "full": 1e-4,
+    "lora": 1e-3,
+    "adapter": 1e-3,
+    "prefix": 3e-3,
+}
+
+PRETRAIN_CONFIG = "config/movie_reviews_lm.toml"
+
+
+@dataclass
+class FinetuneConfig:
+    """One fine-tuning run. `python finetune.py --help` prints every field with its default."""
+
+    # ---- I/O -----------------------------------------------------------------------------------
+    out_dir: str = setting("out-finetune", "where the classifier, metrics.json and logs go")
+    init_from: str = setting(
+        "",
+        "base GPT: a minigpt or HF gpt2/gpt_neo/gptj checkpoint dir; '' pre-trains (or reuses) "
+        f"an in-domain LM with train.py and {PRETRAIN_CONFIG}",
+    )
+    pretrain_config: str = setting(PRETRAIN_CONFIG, "train.py recipe used when init_from is ''")
+    pretrain_args: str = setting(
+        "--n_layer=4 --n_head=4 --n_embd=128 --block_size=64 --batch_size=16 --max_iters=150"
+        " --lr_decay_iters=150 --warmup_iters=15 --learning_rate=2e-3 --eval_interval=100"
+        " --eval_iters=5 --sample_tokens=0 --progress=False",
+        "train.py flags after the recipe: the default shrinks it to a few minutes on a 2-core"
+        " CPU (GPT-2's 50k-token LM head dominates the cost there)",
+    )
+    pretrain_out: str = setting(
+        "out-finetune-lm", "pre-training out_dir; reused when it already holds a model"
+    )
+    # ---- data ----------------------------------------------------------------------------------
+    dataset: str = setting("movie_reviews", "data/<dataset>/ holds train/val/test.jsonl")
+    data_dir: str = setting("", "folder with the split files; '' = data/<dataset>")
+    train_file: str = setting("", "JSONL/CSV/TSV training file; '' = data_dir/train.jsonl")
+    val_file: str = setting("", "validation file; '' = data_dir/val.jsonl")
+    test_file: str = setting("", "test file; '' = data_dir/test.jsonl")
+    text_column: str = setting("text", "column (JSONL key or CSV/TSV header) with the text")
+    label_column: str = setting("label5", "column with the label")
+    labels: str = setting("", "comma-separated label values in class order; '' = from the data")
+    label_names: str = setting("", "comma-separated display names; '' = from meta.json or labels")
+    max_len: int = setting(128, "keep the first max_len tokens of each text (<= block_size)")
+    # ---- method --------------------------------------------------------------------------------
+    method: str = setting("lora", "which weights train", METHODS)
+    trainable_blocks: int = setting(1, "top: how many of the last blocks train")
+    lora_r: int = setting(8, "LoRA rank r")
+    lora_alpha: float = setting(16.0, "LoRA alpha: the update is (alpha / r) B A")
+    lora_dropout: float = setting(0.0, "dropout on the LoRA branch input")
+    lora_targets: str = setting(
+        "q,v", f"comma-separated LoRA targets among {','.join(LORA_TARGETS)}"
+    )
+    adapter_size: int = setting(32, "adapter bottleneck width m")
+    n_prefix: int = setting(8, "prefix tuning: learned key/value slots per layer")
+    # ---- optimisation --------------------------------------------------------------------------
+    epochs: int = setting(2, "passes over the training set")
+    batch_size: int = setting(32, "examples per micro-batch")
+    gradient_accumulation_steps: int = setting(1, "micro-batches per optimizer step")
+    learning_rate: float | None = setting(None, "peak learning rate; none = the method's default")
+    warmup_frac: float = setting(0.06, "share of the optimizer steps spent warming up linearly")
+    decay_lr: bool = setting(True, "cosine decay to learning_rate / 10 after warmup")
+    weight_decay: float = setting(0.01, "AdamW decay on weights of 2 or more dimensions")
+    grad_clip: float = setting(1.0, "clip the global gradient norm to this; 0 disables")
+    dropout: float = setting(0.1, "dropout in the GPT while fine-tuning")
+    aux_lm_weight: float = setting(0.0, "lambda of GPT-1's L3 = L2 + lambda L1 (GPT-1: 0.5)")
+    patience: int = setting(2, "stop after this many epochs without improvement; 0 = never")
+    early_stop: str = setting("val_loss", "what patience watches", ("val_loss", "val_accuracy"))
+    seed: int = setting(1337, "seed for the head, the new modules, shuffling and dropout")
+    # ---- system --------------------------------------------------------------------------------
+    device: str = setting("auto", "'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', 'mps'")
+    threads: int | None = setting(
+        None, "CPU threads for torch; none = 1 when other processes already load every core"
+    )
+    dtype: str = setting(
+        "float32",
+        "'bfloat16'/'float16' autocast, or 'auto'",
+        ("auto", "float32", "bfloat16", "float16"),
+    )
+    eval_batch_size: int = setting(64, "examples per evaluation batch")
+    progress: bool = setting(True, "show progress bars")
+    export_merged: bool = setting(False, "also write out_dir/merged: LoRA merged into the base")
+
+    def validate(self) -> None:
+        """Raise ConfigError on the first value that cannot work."""
+        for name in ("max_len", "epochs", "batch_size", "gradient_accumulation_steps",
+                     "eval_batch_size"):  # fmt: skip
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"--{name}={getattr(self, name)} must be positive")
+        checks = [
+            (self.learning_rate is None or self.learning_rate > 0, "--learning_rate must be > 0"),
+            (0.0 <= self.warmup_frac < 1.0, f"--warmup_frac={self.warmup_frac} must be in [0, 1)"),
+            (0.0 <= self.dropout < 1.0, f"--dropout={self.dropout} must be in [0, 1)"),
+            (self.aux_lm_weight >= 0, f"--aux_lm_weight={self.aux_lm_weight} must be >= 0"),
+            (self.patience >= 0, f"--patience={self.patience} must be >= 0"),
+            (self.grad_clip >= 0, f"--grad_clip={self.grad_clip} must be >= 0 (0 disables)"),
+            (bool(self.init_from or self.pretrain_out), "--pretrain_out must name a folder"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        try:
+            self.method_config()
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+
+    @property
+    def peak_lr(self) -> float:
+        return self.learning_rate if self.learning_rate is not None else DEFAULT_LR[self.method]
+
+    def method_config(self) -> MethodConfig:
+        return MethodConfig(
+            method=self.method,
+            trainable_blocks=self.trainable_blocks,
+            lora_r=self.lora_r,
+            lora_alpha=self.lora_alpha,
+            lora_dropout=self.lora_dropout,
+            lora_targets=split_list(self.lora_targets),
+            adapter_size=self.adapter_size,
+            n_prefix=self.n_prefix,
+            seed=self.seed,
+        )
+
+
+@dataclass
+class PredictConfig:
+    """`python finetune.py predict`: classify texts with a saved classifier."""
+
+    out_dir: str = setting("out-finetune", "the classifier directory a training run wrote")
+    text: str = setting("", "one text to classify")
+    file: str = setting("", "a file of texts, one per line")
+    base: str = setting("", "base checkpoint dir, if it moved since training ('' = as saved)")
+    device: str = setting("auto", "'auto', 'cpu', 'cuda', ...")
+    batch_size: int = setting(64, "texts per batch")
+
+    def validate(self) -> None:
+        if not self.text and not self.file:
+            raise ConfigError('nothing to classify: pass --text "..." or --file=texts.txt')
+
+
+def split_list(text: str) -> tuple[str, ...]:
+    """'a, b,c' -> ('a', 'b', 'c'); '' -> ()."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())

@@ -1,0 +1,169 @@
+"""finetune.py end to end on a tiny GPT and a tiny labelled set: every method, the reports, the
+frozen weights, save -> predict, and the one-line errors."""
+
+import json
+
+import pytest
+import torch
+
+import finetune
+import minigpt
+from minigpt.classifier import GPTClassifier, load_classifier
+from minigpt.finetune_config import FinetuneConfig
+from minigpt.finetune_data import LengthGroupedBatches, load_splits, split_paths
+from minigpt.finetune_loop import Finetuner, evaluate
+from minigpt.settings import parse_settings
+from minigpt.tokenizer import Tokenizer
+from minigpt.train_config import TrainConfig
+from tests.tiny import tiny_config
+
+METHODS = ["head", "top", "full", "lora", "adapter", "prefix"]
+WORDS = ["film", "plot", "cast", "score", "scene", "story"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny matmuls: on a shared CPU, handing them to a thread pool costs more than the math."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    """A separable 2-class task: the verdict word at the end decides the label. Returns the
+    folder with base/ (a tiny byte-level GPT) and train/val/test.jsonl."""
+    root = tmp_path_factory.mktemp("toy")
+    torch.manual_seed(0)
+    minigpt.GPT(tiny_config(vocab_size=256)).save_pretrained(
+        root / "base", Tokenizer.from_name("bytes")
+    )
+    rows = [
+        {"text": f"the {w} {v}", "sentiment": label}
+        for w in WORDS
+        for v, label in (("yes", "pos"), ("no", "neg"))
+    ]
+    for split in ("train", "val", "test"):
+        _write_jsonl(root / f"{split}.jsonl", rows)
+    return root
+
+
+def _config(toy, out_dir, *flags: str) -> FinetuneConfig:
+    return parse_settings(
+        FinetuneConfig,
+        [f"--init_from={toy / 'base'}", f"--data_dir={toy}", f"--out_dir={out_dir}",
+         "--label_column=sentiment", "--epochs=25", "--batch_size=4", "--dropout=0",
+         "--patience=0", "--progress=False", "--device=cpu", "--learning_rate=3e-3",
+         "--seed=0", "--threads=1", *flags],
+    )  # fmt: skip
+
+
+def _splits(cfg: FinetuneConfig, toy):
+    return load_splits(cfg, split_paths(cfg, toy), Tokenizer.from_name("bytes"), 32)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_learns_a_separable_toy_task(method, toy, tmp_path):
+    cfg = _config(toy, tmp_path, f"--method={method}", "--n_prefix=2", "--adapter_size=4")
+    metrics = finetune.run(cfg)
+    splits = _splits(cfg, toy)
+    model, _ = load_classifier(tmp_path)
+    train = evaluate(model, splits.loader("train", 64), torch.device("cpu"))
+    assert train.accuracy == 1.0, metrics["epochs"][-1]
+    assert metrics["test"]["accuracy"] == 1.0
+
+
+@pytest.mark.parametrize("method", ["head", "top", "lora", "adapter", "prefix"])
+def test_frozen_weights_are_bit_identical_after_training(method, toy, tmp_path):
+    cfg = _config(toy, tmp_path, f"--method={method}", "--epochs=2", "--weight_decay=0.5")
+    splits = _splits(cfg, toy)
+    model = GPTClassifier.from_pretrained(
+        toy / "base", splits.labels, method=cfg.method_config(), dropout=0.0
+    )
+    params = dict(model.named_parameters())
+    frozen = {n: p.clone() for n, p in params.items() if not p.requires_grad}
+    trained = {n: p.clone() for n, p in params.items() if p.requires_grad}
+    assert frozen and trained
+    device = torch.device("cpu")
+    Finetuner(model, cfg, splits.loader("train", 4), splits.loader("val", 64), device).train()
+    for name, before in frozen.items():
+        assert torch.equal(params[name], before), f"frozen {name} changed"
+    assert any(not torch.equal(params[n], before) for n, before in trained.items())
+    if method == "top":  # the last block trains, the first stays
+        assert "gpt.h.0.mlp.c_fc.weight" in frozen and "gpt.h.1.mlp.c_fc.weight" in trained
+
+
+def test_metrics_json_has_the_test_report_and_baselines(toy, tmp_path):
+    finetune.run(_config(toy, tmp_path, "--method=lora", "--epochs=2", "--export_merged"))
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    test = metrics["test"]
+    assert set(test) >= {"loss", "accuracy", "macro_f1", "per_class", "confusion_matrix"}
+    assert test["labels"] == ["neg", "pos"]
+    assert set(test["per_class"]["pos"]) == {"precision", "recall", "f1", "support"}
+    assert sum(map(sum, test["confusion_matrix"])) == 2 * len(WORDS)
+    assert metrics["baselines"]["majority"]["accuracy"] == 0.5
+    assert 0.0 <= metrics["baselines"]["untrained_head"]["accuracy"] <= 1.0
+    assert [r["epoch"] for r in metrics["epochs"]] == [1, 2]
+    assert metrics["trainable_params"] < metrics["total_params"]
+    assert (tmp_path / "merged" / "model.safetensors").is_file()
+
+
+def test_predict_prints_each_label_with_probabilities(toy, tmp_path, capsys):
+    finetune.run(_config(toy, tmp_path / "clf", "--method=head"))
+    texts = tmp_path / "texts.txt"
+    texts.write_text("the cast yes\n\nthe plot no\n")
+    capsys.readouterr()
+    assert finetune.main(["predict", f"--out_dir={tmp_path / 'clf'}", f"--file={texts}"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split("\t")[0] for line in lines] == ["pos", "neg"]
+    assert lines[0].split("\t")[2] == "the cast yes" and "neg 0." in lines[0]
+    assert finetune.main(["predict", f"--out_dir={tmp_path / 'clf'}", "--text", "  "]) == 1
+    assert "empty text" in capsys.readouterr().err
+
+
+def test_bad_inputs_are_one_line_errors(toy, tmp_path, capsys):
+    _write_jsonl(tmp_path / "val.jsonl", [{"text": "the film maybe", "sentiment": "meh"}])
+    args = [f"--init_from={toy / 'base'}", f"--train_file={toy / 'train.jsonl'}",
+            f"--val_file={tmp_path / 'val.jsonl'}", f"--test_file={toy / 'test.jsonl'}",
+            "--label_column=sentiment", f"--out_dir={tmp_path}", "--progress=False"]  # fmt: skip
+    assert finetune.main(args) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "label 'meh' is not in the label set" in err
+    assert finetune.main([*args[:2], "--method=lorra"]) == 1
+    assert "--method='lorra' must be one of" in capsys.readouterr().err
+
+
+def test_pretrain_command_is_a_valid_train_py_command_line(tmp_path):
+    cfg = FinetuneConfig()
+    command = finetune.pretrain_command(cfg, tmp_path / "lm")
+    assert command[1].endswith("train.py")
+    train_cfg = parse_settings(TrainConfig, command[2:])  # exactly what train.py will parse
+    assert train_cfg.dataset == "movie_reviews" and train_cfg.out_dir == str(tmp_path / "lm")
+    assert train_cfg.max_iters > 0
+
+
+def test_an_existing_pretrained_model_is_reused(toy, tmp_path):
+    cfg = FinetuneConfig(pretrain_out=str(toy / "base"))
+    assert finetune.base_model(cfg) == toy / "base"  # no train.py run: it would take minutes
+
+
+def test_length_grouped_batches_cover_every_text_once_with_little_padding():
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.randint(1, 60, (1000,), generator=g).tolist()
+    sampler = LengthGroupedBatches(lengths, batch_size=16, seed=0, group=10)
+    epochs = [list(sampler) for _ in range(2)]
+    for batches in epochs:
+        assert len(batches) == len(sampler) == 63
+        assert sorted(i for b in batches for i in b) == list(range(1000))
+    assert epochs[0] != epochs[1]  # reshuffled every epoch
+
+    def padded(batches):
+        return sum(len(b) * max(lengths[i] for i in b) for b in batches)
+
+    random_batches = torch.randperm(1000, generator=g).split(16)
+    assert padded(epochs[0]) < 0.6 * padded([b.tolist() for b in random_batches])
