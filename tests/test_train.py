@@ -209,3 +209,14 @@ def test_missing_dataset_is_prepared_by_its_own_script(tmp_path):
     assert {"train.bin", "val.bin", "meta.json"} <= {p.name for p in toy.iterdir()}
     with pytest.raises(FileNotFoundError, match="no .*/nowhere/prepare.py to make it"):
         ensure_dataset(tmp_path / "nowhere")
+
+
+def test_init_from_a_checkpoint_dir_continues_from_its_weights(tmp_path, data_dir):
+    first = Trainer(tiny_config(tmp_path / "m", data_dir, max_iters=5, eval_interval=5))
+    first.train()
+    cfg = tiny_config(tmp_path / "ft", data_dir, init_from=str(tmp_path / "m"), n_layer=3)
+    second = Trainer(cfg)
+    assert second.iter_num == 0  # a new run (fresh optimizer and schedule)...
+    assert second.model.config.n_layer == 1  # ...of the checkpoint's model, not --n_layer
+    for name, tensor in first.model.state_dict().items():
+        assert torch.equal(second.model.state_dict()[name], tensor), name
