@@ -160,7 +160,7 @@ def run(cfg: FinetuneConfig) -> dict[str, Any]:
         "epochs": history,
         "best_epoch": finetuner.best_epoch,
         "baselines": {
-            "majority": majority_baseline(splits.train.class_counts(), test.y_true, labels),
+            "majority": majority_baseline(splits.train.class_counts(), test.y_true, names),
             "untrained_head": _summary(untrained, labels),
         },
         "test": {"loss": test.loss, **classification_report(test.y_true, test.y_pred, labels)},

@@ -13,6 +13,7 @@ and TF-IDF + multinomial logistic regression (unigrams and bigrams, L2 strength 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -146,15 +147,18 @@ def main() -> None:
         os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(finetune.TIKTOKEN_CACHE))
     out = Path(args.out_dir)
     start = time.perf_counter()
-    pretrained = finetune.base_model(FinetuneConfig())
-    pretrain_s = time.perf_counter() - start
-    scratch = scratch_base(pretrained, out / "scratch-base", args.seed)
-    bases = {"pretrained": pretrained, "scratch": scratch}
-    runs = []
-    for init, base in bases.items():
-        for method in args.methods.split(","):
-            result = finetune_run(base, method, out / f"{init}-{method}", args.epochs, args.seed)
-            runs.append({"init": init, "method": method, **result})
+    with contextlib.redirect_stdout(sys.stderr):  # run logs to stderr, the JSON alone to stdout
+        pretrained = finetune.base_model(FinetuneConfig())
+        pretrain_s = time.perf_counter() - start
+        scratch = scratch_base(pretrained, out / "scratch-base", args.seed)
+        bases = {"pretrained": pretrained, "scratch": scratch}
+        runs = []
+        for init, base in bases.items():
+            for method in args.methods.split(","):
+                result = finetune_run(
+                    base, method, out / f"{init}-{method}", args.epochs, args.seed
+                )
+                runs.append({"init": init, "method": method, **result})
     data_dir = ROOT / "data" / "movie_reviews"
     baseline_start = time.perf_counter()
     tfidf = tfidf_logreg(data_dir)
