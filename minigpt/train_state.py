@@ -21,7 +21,6 @@ old state, which `model_sha256` detects on resume.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -30,14 +29,6 @@ from typing import Any, BinaryIO
 import torch
 
 STATE_FILE = "train_state.pt"
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 24) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:

@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from minigpt.checkpoint import WEIGHTS_FILE, CheckpointError, load_tokenizer
 from minigpt.config import GPTConfig
+from minigpt.corpus import sha256_file
 from minigpt.data import TokenSampler, check_tokenizer, load_meta
 from minigpt.distributed import DistInfo, all_reduce_mean, any_rank
 from minigpt.interrupt import StopRequest
@@ -49,7 +50,6 @@ from minigpt.train_state import (
     rng_state,
     save_train_state,
     set_rng_state,
-    sha256_file,
 )
 
 CONFIG_FILE = "train_config.json"
