@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from minigpt.checkpoint import CheckpointError, _write_json, load_tokenizer
+from minigpt.checkpoint import CheckpointError, load_tokenizer, write_json
 from minigpt.classifier import GPTClassifier, export_merged, load_classifier, save_classifier
 from minigpt.finetune_config import FinetuneConfig, PredictConfig
 from minigpt.finetune_data import Splits, load_splits, split_paths
@@ -167,7 +167,7 @@ def run(cfg: FinetuneConfig) -> dict[str, Any]:
         "wall_time_s": time.perf_counter() - start,
         "config": dataclasses.asdict(cfg),
     }
-    _write_json(out_dir / METRICS_FILE, metrics)
+    write_json(out_dir / METRICS_FILE, metrics)
     print_report(metrics, names)
     print(f"saved the classifier and {METRICS_FILE} to {out_dir}")
     return metrics

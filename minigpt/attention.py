@@ -103,6 +103,11 @@ class KVCache:
         if end > self.max_len:
             raise ValueError(f"KV cache overflow: {end} tokens > max_len={self.max_len}")
         buf = self.k[layer]
+        if buf is not None and self.length and (buf.shape[0], buf.dtype) != (B, k.dtype):
+            raise ValueError(
+                f"KV cache holds {self.length} tokens of batch {buf.shape[0]} in {buf.dtype}; "
+                f"cannot append batch {B} in {k.dtype} (cast the prefixes, or use a new cache)"
+            )
         if buf is None or buf.shape[0] != B or buf.dtype != k.dtype:
             shape = (B, H, self.max_len, D)
             self.k[layer] = torch.empty(shape, dtype=k.dtype, device=k.device)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,26 +43,31 @@ class CheckpointError(ValueError):
 # ---- writing ----------------------------------------------------------------------------------
 
 
-def _atomic_write(target: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temp file in the same directory, then rename: a crash never leaves a
-    half-written file where a good one was."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
+def atomic_write(target: str | Path, write: Callable[[Path], None]) -> None:
+    """Call `write(tmp_path)` on a temp file beside `target`, fsync it, then rename it over
+    `target`: readers see the old file or the new one, never half of one, even after a crash."""
+    target = Path(target)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")  # same filesystem: atomic rename
     try:
-        write(Path(tmp))
+        write(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, target)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        if tmp.exists():
+            tmp.unlink()
 
 
-def _write_json(target: Path, obj: dict[str, Any]) -> None:
-    _atomic_write(target, lambda p: p.write_text(json.dumps(obj, indent=2) + "\n"))
+def write_json(target: Path, obj: dict[str, Any]) -> None:
+    atomic_write(target, lambda p: p.write_text(json.dumps(obj, indent=2) + "\n"))
 
 
-def _write_tensors(target: Path, tensors: dict[str, torch.Tensor]) -> None:
+def write_tensors(target: Path, tensors: dict[str, torch.Tensor]) -> None:
     plain = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    _atomic_write(target, lambda p: save_file(plain, str(p), metadata={"format": "pt"}))
+    atomic_write(target, lambda p: save_file(plain, str(p), metadata={"format": "pt"}))
 
 
 def minigpt_state_dict(model: GPT) -> dict[str, torch.Tensor]:
@@ -78,10 +82,10 @@ def save_pretrained(model: GPT, path: str | Path, tokenizer: Tokenizer | None = 
     """Write config.json, model.safetensors and (optionally) tokenizer_spec.json into `path`."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    _write_tensors(path / WEIGHTS_FILE, minigpt_state_dict(model))
-    _write_json(path / CONFIG_FILE, {"model_type": "minigpt", **model.config.to_dict()})
+    write_tensors(path / WEIGHTS_FILE, minigpt_state_dict(model))
+    write_json(path / CONFIG_FILE, {"model_type": "minigpt", **model.config.to_dict()})
     if tokenizer is not None:
-        _atomic_write(path / TOKENIZER_FILE, lambda p: tokenizer.save(p))
+        atomic_write(path / TOKENIZER_FILE, lambda p: tokenizer.save(p))
 
 
 def export_hf_gpt2(model: GPT, path: str | Path) -> None:
@@ -102,7 +106,7 @@ def export_hf_gpt2(model: GPT, path: str | Path) -> None:
         state["transformer." + name] = tensor.t() if name.endswith(GPT2_CONV1D) else tensor
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    _write_tensors(path / WEIGHTS_FILE, state)
+    write_tensors(path / WEIGHTS_FILE, state)
     hf_config = {
         "model_type": "gpt2", "architectures": ["GPT2LMHeadModel"],
         "vocab_size": cfg.vocab_size, "n_positions": cfg.block_size, "n_embd": cfg.n_embd,
@@ -111,13 +115,13 @@ def export_hf_gpt2(model: GPT, path: str | Path) -> None:
         "resid_pdrop": cfg.dropout, "embd_pdrop": cfg.dropout, "attn_pdrop": cfg.dropout,
         "tie_word_embeddings": True, "bos_token_id": 50256, "eos_token_id": 50256,
     }  # fmt: skip
-    _write_json(path / CONFIG_FILE, hf_config)
+    write_json(path / CONFIG_FILE, hf_config)
 
 
 # ---- reading files ----------------------------------------------------------------------------
 
 
-def _read_json(file: Path) -> dict[str, Any]:
+def read_json(file: Path) -> dict[str, Any]:
     if not file.is_file():
         raise CheckpointError(f"{file} is missing: not a checkpoint directory")
     try:
@@ -141,7 +145,7 @@ def read_weights(directory: Path) -> dict[str, torch.Tensor]:
     for index_name in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
         index = directory / index_name
         if index.is_file():
-            shards = sorted(set(_read_json(index)["weight_map"].values()))
+            shards = sorted(set(read_json(index)["weight_map"].values()))
             return {k: v for s in shards for k, v in _read_tensor_file(directory / s).items()}
     for name in (WEIGHTS_FILE, "pytorch_model.bin"):
         if (directory / name).is_file():
@@ -311,7 +315,7 @@ def load_pretrained(
         directory = _download_from_hub(str(path_or_name))
     if not directory.is_dir():
         raise CheckpointError(f"{directory} is a file; pass the checkpoint directory")
-    raw = _read_json(directory / CONFIG_FILE)
+    raw = read_json(directory / CONFIG_FILE)
     model_type = raw.pop("model_type", None)
     if model_type == "minigpt":
         try:

@@ -31,10 +31,10 @@ from torch import nn
 
 from minigpt.checkpoint import (
     CheckpointError,
-    _read_json,
-    _write_json,
-    _write_tensors,
     load_tokenizer,
+    read_json,
+    write_json,
+    write_tensors,
 )
 from minigpt.data import collate
 from minigpt.loss import IGNORE_INDEX, lm_loss
@@ -216,8 +216,8 @@ def save_classifier(
             )
     else:
         classifier.gpt.save_pretrained(path)
-    _write_tensors(path / TENSORS_FILE, _saved_tensors(classifier))
-    _write_json(path / CLASSIFIER_FILE, _meta(classifier, method.to_dict()))
+    write_tensors(path / TENSORS_FILE, _saved_tensors(classifier))
+    write_json(path / CLASSIFIER_FILE, _meta(classifier, method.to_dict()))
     if tokenizer is not None:
         tokenizer.save(path)
 
@@ -238,9 +238,9 @@ def export_merged(
     path.mkdir(parents=True, exist_ok=True)
     merged_copy(classifier.gpt).save_pretrained(path)
     head = {f"head.{k}": v for k, v in classifier.head.state_dict().items()}
-    _write_tensors(path / TENSORS_FILE, head)
+    write_tensors(path / TENSORS_FILE, head)
     meta = _meta(classifier, MethodConfig(method="full").to_dict())
-    _write_json(path / CLASSIFIER_FILE, {**meta, "merged_from": method.method})
+    write_json(path / CLASSIFIER_FILE, {**meta, "merged_from": method.method})
     if tokenizer is not None:
         tokenizer.save(path)
 
@@ -257,9 +257,9 @@ def load_classifier(
     reference of a frozen-base checkpoint (for a base that moved)."""
     path = Path(path)
     file = path / CLASSIFIER_FILE
-    if not file.is_file() or _read_json(file).get("format") != FORMAT:
+    if not file.is_file() or read_json(file).get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a minigpt classifier checkpoint (no {file.name})")
-    meta = _read_json(file)
+    meta = read_json(file)
     labels = meta["labels"]
     if num_labels is not None and num_labels != len(labels):
         raise CheckpointError(

@@ -169,8 +169,10 @@ class GPT(nn.Module):
                 f"sequence of {start + T} tokens exceeds block_size={limit}; "
                 f"crop the input to its last {limit} tokens"
             )
-        # A device-wide min/max would sync a GPU every step; CUDA's embedding asserts instead.
-        if idx.device.type == "cpu" and idx.numel():
+        # A device-wide min/max would sync a GPU every step (CUDA's embedding asserts instead),
+        # and would break the graph under torch.compile.
+        checkable = idx.device.type == "cpu" and not torch.compiler.is_compiling()
+        if checkable and idx.numel():
             lo, hi = int(idx.min()), int(idx.max())
             if lo < 0 or hi >= self.config.vocab_size:
                 bad = hi if hi >= self.config.vocab_size else lo

@@ -21,30 +21,14 @@ old state, which `model_sha256` detects on resume.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import torch
 
+from minigpt.checkpoint import atomic_write
+
 STATE_FILE = "train_state.pt"
-
-
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
-    """Call `write(file)` on a temp file in the same directory, fsync it, then rename it over
-    `path`: readers see the old file or the new one, never half of one."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # same filesystem: rename is atomic
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def rng_state(device: torch.device) -> dict[str, torch.Tensor]:
@@ -64,7 +48,7 @@ def set_rng_state(state: dict[str, torch.Tensor], device: torch.device) -> None:
 def save_train_state(directory: str | Path, state: dict[str, Any]) -> Path:
     """Write `state` to directory/train_state.pt atomically; returns the path."""
     path = Path(directory) / STATE_FILE
-    atomic_write(path, lambda f: torch.save(state, f))
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
     return path
 
 

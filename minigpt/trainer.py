@@ -29,7 +29,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from minigpt.checkpoint import WEIGHTS_FILE, CheckpointError, load_tokenizer
+from minigpt.checkpoint import WEIGHTS_FILE, CheckpointError, atomic_write, load_tokenizer
 from minigpt.config import GPTConfig
 from minigpt.corpus import sha256_file
 from minigpt.data import TokenSampler, check_tokenizer, load_meta
@@ -45,7 +45,6 @@ from minigpt.settings import ConfigError
 from minigpt.tokenizer import Tokenizer
 from minigpt.train_config import TrainConfig
 from minigpt.train_state import (
-    atomic_write,
     load_train_state,
     rng_state,
     save_train_state,
@@ -259,7 +258,7 @@ class Trainer:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(self.out_dir, tokenizer=self.tokenizer)
         settings = json.dumps(self.cfg.to_dict(), indent=1) + "\n"
-        atomic_write(self.out_dir / CONFIG_FILE, lambda f: f.write(settings.encode()))
+        atomic_write(self.out_dir / CONFIG_FILE, lambda tmp: tmp.write_text(settings))
         state = {
             "iter_num": self.iter_num,
             "best_val_loss": self.best_val_loss,

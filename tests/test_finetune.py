@@ -21,13 +21,7 @@ METHODS = ["head", "top", "full", "lora", "adapter", "prefix"]
 WORDS = ["film", "plot", "cast", "score", "scene", "story"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny matmuls: on a shared CPU, handing them to a thread pool costs more than the math."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: no thread pool
 
 
 def _write_jsonl(path, rows):

@@ -20,13 +20,7 @@ from tests.tiny import VARIANTS, tiny_config
 LABELS = ("neg", "pos")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny matmuls: on a shared CPU, handing them to a thread pool costs more than the math."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: no thread pool
 
 
 def _gpt(variant: str = "gpt2", **overrides) -> minigpt.GPT:
