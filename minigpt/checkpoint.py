@@ -130,7 +130,7 @@ def read_json(file: Path) -> dict[str, Any]:
         raise CheckpointError(f"{file} is not valid JSON ({e})") from None
 
 
-def _read_tensor_file(file: Path) -> dict[str, torch.Tensor]:
+def read_tensor_file(file: Path) -> dict[str, torch.Tensor]:
     try:
         if file.suffix == ".safetensors":
             return load_file(str(file))
@@ -146,10 +146,10 @@ def read_weights(directory: Path) -> dict[str, torch.Tensor]:
         index = directory / index_name
         if index.is_file():
             shards = sorted(set(read_json(index)["weight_map"].values()))
-            return {k: v for s in shards for k, v in _read_tensor_file(directory / s).items()}
+            return {k: v for s in shards for k, v in read_tensor_file(directory / s).items()}
     for name in (WEIGHTS_FILE, "pytorch_model.bin"):
         if (directory / name).is_file():
-            return _read_tensor_file(directory / name)
+            return read_tensor_file(directory / name)
     raise CheckpointError(f"no {WEIGHTS_FILE} or pytorch_model.bin in {directory}")
 
 
@@ -274,19 +274,25 @@ _HF_CONFIGS: dict[str, Callable[[dict[str, Any]], GPTConfig]] = {
 # ---- loading ----------------------------------------------------------------------------------
 
 
-def _check_state(model: GPT, state: dict[str, torch.Tensor], tied: bool) -> None:
-    expected = minigpt_state_dict(model) if tied else model.state_dict()
+def check_tensors(
+    expected: dict[str, torch.Tensor],
+    found: dict[str, torch.Tensor],
+    source: str,
+    ignore: frozenset[str] = frozenset(),
+) -> None:
+    """Strict match of `found` against `expected` names and shapes: a one-line CheckpointError
+    for the first missing, mis-shaped or unexpected tensor, so nothing is half-loaded."""
     for name, param in expected.items():
-        if name not in state:
-            raise CheckpointError(f"checkpoint is missing tensor {name!r}")
-        if state[name].shape != param.shape:
+        if name not in found:
+            raise CheckpointError(f"{source} is missing tensor {name!r}")
+        if found[name].shape != param.shape:
             raise CheckpointError(
-                f"tensor {name!r} has shape {tuple(state[name].shape)} in the checkpoint "
-                f"but the config needs {tuple(param.shape)}"
+                f"tensor {name!r} has shape {tuple(found[name].shape)} in {source} "
+                f"but the model needs {tuple(param.shape)}"
             )
-    extra = sorted(set(state) - set(expected) - {"lm_head.weight"})
+    extra = sorted(set(found) - set(expected) - ignore)
     if extra:
-        raise CheckpointError(f"checkpoint has unexpected tensor {extra[0]!r} for this config")
+        raise CheckpointError(f"{source} has unexpected tensor {extra[0]!r} for this config")
 
 
 def _build(config: GPTConfig, state: dict[str, torch.Tensor], dtype: torch.dtype) -> GPT:
@@ -294,10 +300,9 @@ def _build(config: GPTConfig, state: dict[str, torch.Tensor], dtype: torch.dtype
     with torch.device("meta"):
         model = GPT(config)
     tied = config.tie_word_embeddings
-    _check_state(model, state, tied)
-    if tied:
-        state = {k: v for k, v in state.items() if k != "lm_head.weight"}
-    state = {k: v.to(dtype) for k, v in state.items()}
+    expected = minigpt_state_dict(model)  # a tied head is the embedding: stored once
+    check_tensors(expected, state, "checkpoint", ignore=frozenset({"lm_head.weight"}))
+    state = {k: state[k].to(dtype) for k in expected}
     model.load_state_dict(state, strict=not tied, assign=True)
     model.materialize_buffers(torch.device("cpu"))
     return model

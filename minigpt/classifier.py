@@ -25,14 +25,14 @@ from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 from torch import nn
 
 from minigpt.checkpoint import (
     CheckpointError,
+    check_tensors,
     load_tokenizer,
     read_json,
+    read_tensor_file,
     write_json,
     write_tensors,
 )
@@ -301,22 +301,11 @@ def _meta(classifier: GPTClassifier, method: dict[str, Any]) -> dict[str, Any]:
 
 
 def _load_tensors(classifier: GPTClassifier, file: Path) -> None:
-    try:
-        tensors = load_file(str(file))
-    except (SafetensorError, OSError) as e:
-        raise CheckpointError(f"{file} is missing, truncated or corrupt: {e}") from None
+    if not file.is_file():
+        raise CheckpointError(f"{file} is missing")
+    tensors = read_tensor_file(file)
     expected = _saved_tensors(classifier)
-    for name, param in expected.items():
-        if name not in tensors:
-            raise CheckpointError(f"{file} is missing tensor {name!r}")
-        if tensors[name].shape != param.shape:
-            raise CheckpointError(
-                f"tensor {name!r} in {file} has shape {tuple(tensors[name].shape)}, the model"
-                f" needs {tuple(param.shape)} (was it saved for another base model?)"
-            )
-    extra = sorted(set(tensors) - set(expected))
-    if extra:
-        raise CheckpointError(f"{file} has unexpected tensor {extra[0]!r}")
+    check_tensors(expected, tensors, str(file))
     with torch.no_grad():
         for name, param in expected.items():
             param.copy_(tensors[name])
