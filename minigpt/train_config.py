@@ -55,7 +55,7 @@ class TrainConfig:
     decay_lr: bool = setting(True, "warmup + cosine schedule; False keeps learning_rate")
     weight_decay: float = setting(0.1, "AdamW decay on weights of 2 or more dimensions")
     beta1: float = setting(0.9, "AdamW beta1")
-    beta2: float = setting(0.99, "AdamW beta2 (GPT-3 used 0.95 with far larger batches)")
+    beta2: float = setting(0.95, "AdamW beta2 (GPT-3's 0.95; nanoGPT's char recipes use 0.99)")
     grad_clip: float = setting(1.0, "clip the global gradient norm to this; 0 disables")
     # ---- evaluation, logging, checkpoints -----------------------------------------------------
     eval_interval: int = setting(500, "evaluate and save a checkpoint every this many steps")
