@@ -103,12 +103,12 @@ class KVCache:
         if end > self.max_len:
             raise ValueError(f"KV cache overflow: {end} tokens > max_len={self.max_len}")
         buf = self.k[layer]
-        if buf is not None and self.length and (buf.shape[0], buf.dtype) != (B, k.dtype):
-            raise ValueError(
-                f"KV cache holds {self.length} tokens of batch {buf.shape[0]} in {buf.dtype}; "
-                f"cannot append batch {B} in {k.dtype} (cast the prefixes, or use a new cache)"
-            )
-        if buf is None or buf.shape[0] != B or buf.dtype != k.dtype:
+        if buf is None or (buf.shape[0], buf.dtype) != (B, k.dtype):
+            if buf is not None and self.length:  # reallocating would drop the stored tokens
+                raise ValueError(
+                    f"KV cache holds {self.length} tokens of batch {buf.shape[0]} in {buf.dtype}; "
+                    f"cannot append batch {B} in {k.dtype} (cast the prefixes, or use a new cache)"
+                )
             shape = (B, H, self.max_len, D)
             self.k[layer] = torch.empty(shape, dtype=k.dtype, device=k.device)
             self.v[layer] = torch.empty(shape, dtype=v.dtype, device=v.device)

@@ -187,7 +187,6 @@ class GPT(nn.Module):
         """An empty cache for block_size tokens after n_prefix learned prefix slots."""
         return KVCache(self.config.n_layer, self.config.block_size + n_prefix, n_prefix)
 
-    @torch.inference_mode()
     def generate(
         self,
         idx: torch.Tensor,
