@@ -6,7 +6,8 @@
 With no arguments it classifies movie_reviews snippets into 5 rating levels (preparing the data
 if needed). With no `--init_from` it first pre-trains (or reuses) a small in-domain GPT through
 train.py and config/movie_reviews_lm.toml, on the review texts plus the archive's unlabelled
-snippets. `--method` picks what trains (head, top, full, lora, adapter, prefix; minigpt.peft).
+snippets. `--method` picks what trains (head, top, full, lora, adapter,
+prefix; minigpt.finetune.peft).
 The run reports validation loss/accuracy every epoch, then test loss, accuracy, macro-F1,
 per-class precision/recall and the confusion matrix next to two baselines (the majority class,
 and the untrained head), and writes them to out_dir/metrics.json. `--help` lists every setting.
@@ -27,22 +28,27 @@ from typing import Any
 import torch
 
 from minigpt.checkpoint import CheckpointError, load_tokenizer, write_json
-from minigpt.classifier import GPTClassifier, export_merged, load_classifier, save_classifier
-from minigpt.finetune_config import FinetuneConfig, PredictConfig
-from minigpt.finetune_data import Splits, load_splits, split_paths
-from minigpt.finetune_loop import EvalResult, Finetuner, evaluate
-from minigpt.finetune_metrics import (
+from minigpt.data.tokenizer import Tokenizer
+from minigpt.finetune.classifier import (
+    GPTClassifier,
+    export_merged,
+    load_classifier,
+    save_classifier,
+)
+from minigpt.finetune.config import FinetuneConfig, PredictConfig
+from minigpt.finetune.data import Splits, load_splits, split_paths
+from minigpt.finetune.loop import EvalResult, Finetuner, evaluate
+from minigpt.finetune.metrics import (
     class_balance,
     classification_report,
     format_report,
     majority_baseline,
 )
-from minigpt.model import GPT
-from minigpt.peft import count_params, describe_params
-from minigpt.precision import resolve_device, resolve_dtype
+from minigpt.finetune.peft import count_params, describe_params
+from minigpt.model.gpt import GPT
 from minigpt.settings import ConfigError, help_text, parse_settings
-from minigpt.tokenizer import Tokenizer
-from minigpt.trainer import BEST_DIR, ensure_dataset
+from minigpt.train.precision import resolve_device, resolve_dtype
+from minigpt.train.trainer import BEST_DIR, ensure_dataset
 
 ROOT = Path(__file__).resolve().parent
 METRICS_FILE = "metrics.json"

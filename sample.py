@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 
 from minigpt.checkpoint import load_tokenizer
-from minigpt.model import GPT
-from minigpt.precision import autocast, resolve_device, resolve_dtype
+from minigpt.data.tokenizer import Tokenizer
+from minigpt.model.gpt import GPT
 from minigpt.settings import ConfigError, help_text, parse_settings, setting
-from minigpt.tokenizer import Tokenizer
+from minigpt.train.precision import autocast, resolve_device, resolve_dtype
 
 USAGE = "usage: python sample.py [--key=value | --key value ...]"
 
@@ -118,8 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(prompt, end="", flush=True)
         with autocast(device, dtype):
             tokens = model.generate_stream(
-                idx, cfg.max_new_tokens, cfg.temperature, cfg.top_k, cfg.top_p,
-                eos_id=tokenizer.eot_id, generator=generator,
+                idx, cfg.max_new_tokens, generator, temperature=cfg.temperature,
+                top_k=cfg.top_k, top_p=cfg.top_p, eos_id=tokenizer.eot_id,
             )  # fmt: skip
             for piece in stream_text(tokenizer, tokens):
                 print(piece, end="", flush=True)

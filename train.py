@@ -22,12 +22,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
-from minigpt.distributed import init_distributed, shutdown
-from minigpt.model import GPT
-from minigpt.precision import resolve_device
-from minigpt.tokenizer import Tokenizer
-from minigpt.train_config import TrainConfig, parse_config, train_help
-from minigpt.trainer import Trainer, TrainingDiverged, load_saved_config
+from minigpt.data.tokenizer import Tokenizer
+from minigpt.model.gpt import GPT
+from minigpt.train.config import TrainConfig, parse_config, train_help
+from minigpt.train.distributed import init_distributed, shutdown
+from minigpt.train.precision import resolve_device
+from minigpt.train.trainer import Trainer, TrainingDiverged, load_saved_config
 
 ROOT = Path(__file__).resolve().parent
 

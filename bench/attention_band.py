@@ -19,7 +19,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from minigpt.attention import allowed_keys
+from minigpt.model.attention import allowed_keys
 
 
 def timed(fn, device: torch.device, steps: int) -> float:

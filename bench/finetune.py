@@ -30,9 +30,9 @@ sys.path.insert(0, str(ROOT))  # this checkout's finetune.py and minigpt
 
 import finetune  # noqa: E402
 from minigpt.checkpoint import load_tokenizer  # noqa: E402
-from minigpt.finetune_config import FinetuneConfig  # noqa: E402
-from minigpt.finetune_metrics import classification_report  # noqa: E402
-from minigpt.model import GPT  # noqa: E402
+from minigpt.finetune.config import FinetuneConfig  # noqa: E402
+from minigpt.finetune.metrics import classification_report  # noqa: E402
+from minigpt.model.gpt import GPT  # noqa: E402
 
 
 def scratch_base(pretrained: Path, out_dir: Path, seed: int) -> Path:

@@ -1,7 +1,7 @@
 """Training-step speed (forward + backward) and MFU: fused SDPA attention vs the explicit math.
 
 MFU = tokens/s * (6 N + 12 L H Q T) / peak, with the peak measured in the same run for a CPU
-(a square matmul in the same dtype) or taken from minigpt.perf's table for a known GPU.
+(a square matmul in the same dtype) or taken from minigpt.train.perf's table for a known GPU.
 Prints one JSON object.
 
     python bench/forward.py [--device cpu] [--steps 10] [--dtypes float32,bfloat16]
@@ -16,7 +16,7 @@ import time
 import torch
 
 import minigpt
-from minigpt.perf import device_peak_flops, flops_per_token, matmul_params, mfu
+from minigpt.train.perf import device_peak_flops, flops_per_token, matmul_params, mfu
 
 # nanoGPT's "baby GPT" for shakespeare_char: the small config this bench reports by default.
 BABY = dict(vocab_size=128, block_size=256, n_layer=6, n_head=6, n_embd=384)

@@ -12,7 +12,7 @@ import json
 import torch
 
 import minigpt
-from minigpt.config import PUBLISHED_PARAMS
+from minigpt.model.config import PUBLISHED_PARAMS
 
 
 def preset_rows() -> list[dict]:

@@ -11,8 +11,8 @@ import json
 import os
 import time
 
-from minigpt.corpus import shakespeare_works
-from minigpt.tokenizer import Tokenizer
+from minigpt.data.corpus import shakespeare_works
+from minigpt.data.tokenizer import Tokenizer
 
 
 def best_seconds(tok: Tokenizer, docs: list[str], threads: int, repeats: int) -> float:

@@ -4,12 +4,12 @@ For each config and each (dtype, compile) variant both loops train the same mini
 same data with AdamW and gradient clipping; the timed work is whole optimizer steps (batch
 sampling, forward, backward, clip, update). The two loops alternate in rounds and each keeps its
 best round, so a burst of load from other processes on a shared machine hits both alike.
-tokens/s counts B x T tokens per step; MFU = tokens/s x (6N + 12 L H Q T) / peak (minigpt.perf:
-table peak for known GPUs, measured matmul peak otherwise).
+tokens/s counts B x T tokens per step; MFU = tokens/s x (6N + 12 L H Q T) / peak
+(minigpt.train.perf: table peak for known GPUs, measured matmul peak otherwise).
 
 Configs: `quick` (nanoGPT's documented CPU run), `baby` (nanoGPT's baby GPT; on a CPU its batch
 is cut to --baby_cpu_batch so a step takes seconds, not minutes), `gpt2` (GPT-2 124M, GPU only).
-bf16 runs only where bf16 matmul is fast (minigpt.precision's "auto" test); elsewhere the JSON
+bf16 runs only where bf16 matmul is fast (minigpt.train.precision's "auto" test); elsewhere the JSON
 says why it was skipped, with both measured peaks.
 
 `--quality_iters N` also trains both loops for N steps at the quick config (the cosine schedule
@@ -36,11 +36,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's minigpt, wherever the bench is run from
 
 from minigpt.data import TokenSampler  # noqa: E402
-from minigpt.optim import lr_at  # noqa: E402
-from minigpt.perf import device_peak_flops, flops_per_token, matmul_params, measure_matmul_peak  # noqa: E402
-from minigpt.precision import autocast, resolve_device, resolve_dtype  # noqa: E402
-from minigpt.train_config import TrainConfig  # noqa: E402
-from minigpt.trainer import Trainer, ensure_dataset  # noqa: E402
+from minigpt.train.config import TrainConfig  # noqa: E402
+from minigpt.train.optim import lr_at  # noqa: E402
+from minigpt.train.perf import (  # noqa: E402
+    device_peak_flops,
+    flops_per_token,
+    matmul_params,
+    measure_matmul_peak,
+)
+from minigpt.train.precision import autocast, resolve_device, resolve_dtype  # noqa: E402
+from minigpt.train.trainer import Trainer, ensure_dataset  # noqa: E402
 
 CONFIGS = {
     "quick": dict(dataset="shakespeare_char", n_layer=4, n_head=4, n_embd=128, block_size=64,

@@ -3,14 +3,25 @@
 import minigpt
 model = minigpt.GPT(minigpt.GPTConfig.from_preset("gpt2"))
 logits, loss = model(idx, targets)
+
+The subpackages, in reading order: model (the math), data, checkpoint, train, finetune.
 """
 
-from minigpt.attention import KVCache
-from minigpt.checkpoint import CheckpointError, export_hf_gpt2, load_tokenizer
-from minigpt.config import GPTConfig
-from minigpt.loss import lm_loss, perplexity
-from minigpt.model import GPT, GPTOutput
-from minigpt.tokenizer import Tokenizer
+from minigpt.checkpoint import (
+    CheckpointError,
+    export_hf_gpt2,
+    load_pretrained,
+    load_tokenizer,
+    save_pretrained,
+)
+from minigpt.data import Tokenizer
+from minigpt.model import GPT, GPTConfig, GPTOutput, KVCache, SamplingConfig, lm_loss, perplexity
+
+# The model math imports no file formats; saving and loading are functions of minigpt.checkpoint.
+# They are bound here, where both layers are loaded, so `model.save_pretrained(dir)` and
+# `GPT.from_pretrained(dir)` work as in Hugging Face. Importing any minigpt module runs this file.
+GPT.save_pretrained = save_pretrained
+GPT.from_pretrained = staticmethod(load_pretrained)
 
 __all__ = [
     "GPT",
@@ -18,9 +29,12 @@ __all__ = [
     "GPTConfig",
     "GPTOutput",
     "KVCache",
+    "SamplingConfig",
+    "Tokenizer",
     "export_hf_gpt2",
     "lm_loss",
+    "load_pretrained",
     "load_tokenizer",
     "perplexity",
-    "Tokenizer",
+    "save_pretrained",
 ]

@@ -7,16 +7,16 @@ import torch
 import torch.nn.functional as F
 
 import minigpt
-from minigpt.classifier import (
+from minigpt.data.tokenizer import Tokenizer
+from minigpt.finetune.classifier import (
     GPTClassifier,
     export_merged,
     load_classifier,
     next_token_targets,
     save_classifier,
 )
-from minigpt.loss import IGNORE_INDEX
-from minigpt.peft import MethodConfig, lora_layers
-from minigpt.tokenizer import Tokenizer
+from minigpt.finetune.peft import MethodConfig, lora_layers
+from minigpt.model.loss import IGNORE_INDEX
 from tests.tiny import VARIANTS, tiny_config
 
 LABELS = ("neg", "neutral", "pos")

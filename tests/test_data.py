@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from minigpt.data import LabelledTextDataset, TokenSampler, check_tokenizer, collate, load_meta
-from minigpt.tokenizer import Tokenizer
+from minigpt.data.tokenizer import Tokenizer
 
 
 @pytest.fixture

@@ -8,13 +8,13 @@ import torch
 
 import finetune
 import minigpt
-from minigpt.classifier import GPTClassifier, load_classifier
-from minigpt.finetune_config import FinetuneConfig
-from minigpt.finetune_data import LengthGroupedBatches, load_splits, split_paths
-from minigpt.finetune_loop import Finetuner, evaluate
+from minigpt.data.tokenizer import Tokenizer
+from minigpt.finetune.classifier import GPTClassifier, load_classifier
+from minigpt.finetune.config import FinetuneConfig
+from minigpt.finetune.data import LengthGroupedBatches, load_splits, split_paths
+from minigpt.finetune.loop import Finetuner, evaluate
 from minigpt.settings import parse_settings
-from minigpt.tokenizer import Tokenizer
-from minigpt.train_config import TrainConfig
+from minigpt.train.config import TrainConfig
 from tests.tiny import tiny_config
 
 METHODS = ["head", "top", "full", "lora", "adapter", "prefix"]

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import minigpt
-from minigpt.generate import filter_logits, sample_next
+from minigpt.model.generate import SamplingConfig, filter_logits, sample_next
 from tests.tiny import VARIANTS, tiny_config
 
 
@@ -62,9 +62,9 @@ def test_top_k_and_top_p_filters():
     assert kept.tolist() == [[True, True, True, False]]
     kept = ~torch.isinf(filter_logits(logits, top_p=0.1))
     assert kept.tolist() == [[True, False, False, False]]  # the top token always survives
-    assert sample_next(logits, temperature=0).item() == 0
+    assert sample_next(logits, SamplingConfig(temperature=0)).item() == 0
     with pytest.raises(ValueError, match="temperature"):
-        sample_next(logits, temperature=-1)
+        SamplingConfig(temperature=-1)
 
 
 def test_padded_vocab_is_never_sampled():

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import minigpt
-from minigpt.config import PUBLISHED_PARAMS
+from minigpt.model.config import PUBLISHED_PARAMS
 from tests.tiny import VARIANTS, tiny_config
 
 

@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 import minigpt
-from minigpt.classifier import GPTClassifier
-from minigpt.peft import (
+from minigpt.finetune.classifier import GPTClassifier
+from minigpt.finetune.peft import (
     LoRALinear,
     MethodConfig,
     count_params,

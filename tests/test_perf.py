@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from minigpt import GPT, GPTConfig, perf
-from minigpt.perf import device_peak_flops, flops_per_token, matmul_params, mfu
+from minigpt import GPT, GPTConfig
+from minigpt.train import perf
+from minigpt.train.perf import device_peak_flops, flops_per_token, matmul_params, mfu
 
 
 def test_flops_per_token_is_6n_plus_attention():

@@ -9,11 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minigpt import corpus
-from minigpt.corpus import decode_text, expand_inputs, fetch_sdist, sha256_file
-from minigpt.data import TokenSampler, check_tokenizer, load_meta
-from minigpt.prepare import dtype_for, prepare_documents, run_cli
-from minigpt.tokenizer import Tokenizer
+from minigpt.data import TokenSampler, check_tokenizer, corpus, load_meta
+from minigpt.data.corpus import decode_text, expand_inputs, fetch_sdist, sha256_file
+from minigpt.data.prepare import dtype_for, prepare_documents, run_cli
+from minigpt.data.tokenizer import Tokenizer
 from tests.prepare_scripts import ROOT, load_script
 
 

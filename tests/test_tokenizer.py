@@ -8,7 +8,7 @@ import requests
 import tiktoken
 import torch
 
-from minigpt.tokenizer import TOKENIZER_FILE, CharTokenizer, Tokenizer
+from minigpt.data.tokenizer import TOKENIZER_FILE, CharTokenizer, Tokenizer
 
 
 def bpe_or_skip(name: str) -> Tokenizer:

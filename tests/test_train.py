@@ -9,11 +9,11 @@ import torch
 
 import train
 from minigpt import GPT
-from minigpt.metrics import read_metrics
-from minigpt.optim import lr_at, param_groups
 from minigpt.settings import ConfigError
-from minigpt.train_state import STATE_FILE, load_train_state
-from minigpt.trainer import Trainer, TrainingDiverged, ensure_dataset
+from minigpt.train.metrics import read_metrics
+from minigpt.train.optim import lr_at, param_groups
+from minigpt.train.state import STATE_FILE, load_train_state
+from minigpt.train.trainer import Trainer, TrainingDiverged, ensure_dataset
 from tests.train_fixtures import make_dataset, one_thread, tiny_config
 
 

@@ -4,7 +4,7 @@ import pytest
 
 import train
 from minigpt.settings import ConfigError
-from minigpt.train_config import TrainConfig, parse_config, train_help
+from minigpt.train.config import TrainConfig, parse_config, train_help
 
 
 def test_defaults_without_arguments():

@@ -9,10 +9,10 @@ import torch
 import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 
-from minigpt.distributed import init_distributed, shutdown
-from minigpt.metrics import read_metrics
-from minigpt.train_config import TrainConfig
-from minigpt.trainer import Trainer
+from minigpt.train.config import TrainConfig
+from minigpt.train.distributed import init_distributed, shutdown
+from minigpt.train.metrics import read_metrics
+from minigpt.train.trainer import Trainer
 from tests.train_fixtures import make_dataset, one_thread, tiny_config
 
 
@@ -65,8 +65,8 @@ def test_two_gloo_ranks_match_one_process_with_the_global_batch(tmp_path):
 
 
 def test_accumulation_must_split_evenly_over_ranks(tmp_path):
-    from minigpt.distributed import DistInfo
     from minigpt.settings import ConfigError
+    from minigpt.train.distributed import DistInfo
 
     cfg = tiny_config(tmp_path / "out", tmp_path / "data", gradient_accumulation_steps=3)
     with pytest.raises(ConfigError, match="must be a multiple of the number of processes \\(2\\)"):

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from minigpt.metrics import MetricsLog, read_metrics
-from minigpt.plot import main
+from minigpt.train.metrics import MetricsLog, read_metrics
+from minigpt.train.plot import main
 
 RECORDS = [
     {"iter": 10, "loss": 3.0, "lr": 1e-3},

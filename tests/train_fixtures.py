@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from minigpt.prepare import prepare_documents
-from minigpt.train_config import TrainConfig
+from minigpt.data.prepare import prepare_documents
+from minigpt.train.config import TrainConfig
 
 VERSE = (
     "Shall I compare thee to a summer's day?\n"

@@ -30,8 +30,8 @@ from pathlib import Path
 # runnable from a checkout: this checkout's minigpt wins over any other installed copy
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from minigpt.corpus import decode_text, fetch_sdist, read_tar  # noqa: E402
-from minigpt.prepare import make_tokenizer, run_cli, write_meta, write_splits  # noqa: E402
+from minigpt.data.corpus import decode_text, fetch_sdist, read_tar  # noqa: E402
+from minigpt.data.prepare import make_tokenizer, run_cli, write_meta, write_splits  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ARCHIVE = "vaderSentiment==3.3.2"

@@ -16,8 +16,8 @@ from pathlib import Path
 # runnable from a checkout: this checkout's minigpt wins over any other installed copy
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from minigpt.prepare import run_cli, write_meta, write_splits  # noqa: E402
-from minigpt.tokenizer import Tokenizer  # noqa: E402
+from minigpt.data.prepare import run_cli, write_meta, write_splits  # noqa: E402
+from minigpt.data.tokenizer import Tokenizer  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SPLITS = {"train": "train", "val": "test"}  # our bin name -> the split train_test_split made

@@ -15,7 +15,7 @@ from pathlib import Path
 # runnable from a checkout: this checkout's minigpt wins over any other installed copy
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from minigpt.prepare import prepare_shakespeare, run_cli  # noqa: E402
+from minigpt.data.prepare import prepare_shakespeare, run_cli  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 

@@ -20,7 +20,7 @@ import contextlib
 
 import torch
 
-from minigpt.perf import measure_matmul_peak
+from minigpt.train.perf import measure_matmul_peak
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 

@@ -15,14 +15,53 @@ computes, so both give the same tokens.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
+from torch import nn
 
-from minigpt.attention import KVCache
+from minigpt.model.attention import KVCache
+from minigpt.model.config import GPTConfig
 
-if TYPE_CHECKING:
-    from minigpt.model import GPT
+
+def _knob(default: object, help: str) -> object:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How tokens are drawn: declared once for `generate`, sample.py and every other sampler."""
+
+    max_new_tokens: int = _knob(100, "tokens to generate per sample")
+    temperature: float = _knob(1.0, "softmax temperature; 0 = greedy (argmax)")
+    top_k: int | None = _knob(None, "keep only the k most likely tokens; none = all")
+    top_p: float | None = _knob(None, "nucleus sampling: smallest set with probability >= p")
+    eos_id: int | None = _knob(None, "stop a row once it emits this token; none = never")
+    use_cache: bool = _knob(True, "reuse keys/values of earlier tokens (KV cache)")
+
+    def __post_init__(self) -> None:
+        problems = [
+            (self.max_new_tokens < 0, f"max_new_tokens={self.max_new_tokens} must be >= 0"),
+            (self.temperature < 0, f"temperature={self.temperature} must be >= 0 (0 = greedy)"),
+            (self.top_k is not None and self.top_k < 1, f"top_k={self.top_k} must be >= 1"),
+            (self.top_p is not None and not 0 < self.top_p <= 1,
+             f"top_p={self.top_p} must be in (0, 1]"),
+        ]  # fmt: skip
+        for bad, message in problems:
+            if bad:
+                raise ValueError(message)
+
+
+class Decoder(Protocol):
+    """What sampling needs of a model: minigpt.model.gpt.GPT is one."""
+
+    config: GPTConfig
+    lm_head: nn.Module
+
+    def hidden_states(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor: ...
+
+    def new_cache(self) -> KVCache: ...
 
 
 def filter_logits(
@@ -43,28 +82,18 @@ def filter_logits(
 
 
 def sample_next(
-    logits: torch.Tensor,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    generator: torch.Generator | None = None,
+    logits: torch.Tensor, sampling: SamplingConfig, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     """Draw one token per row from logits (B, V) -> (B, 1)."""
-    if temperature < 0:
-        raise ValueError(f"temperature={temperature} must be >= 0 (0 means greedy)")
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k={top_k} must be >= 1")
-    if top_p is not None and not 0.0 < top_p <= 1.0:
-        raise ValueError(f"top_p={top_p} must be in (0, 1]")
     logits = logits.float()
-    if temperature == 0:
+    if sampling.temperature == 0:
         return logits.argmax(dim=-1, keepdim=True)
-    logits = filter_logits(logits / temperature, top_k, top_p)
+    logits = filter_logits(logits / sampling.temperature, sampling.top_k, sampling.top_p)
     probs = torch.softmax(logits, dim=-1)
     return torch.multinomial(probs, num_samples=1, generator=generator)
 
 
-def _next_logits(model: GPT, context: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
+def _next_logits(model: Decoder, context: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
     """Logits (B, V) for the token after `context`, feeding the cache only what it lacks."""
     block_size = model.config.block_size
     if cache is None or cache.position == 0 or cache.position >= block_size:
@@ -79,14 +108,9 @@ def _next_logits(model: GPT, context: torch.Tensor, cache: KVCache | None) -> to
 
 @torch.inference_mode()
 def stream_tokens(
-    model: GPT,
+    model: Decoder,
     idx: torch.Tensor,
-    max_new_tokens: int,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    eos_id: int | None = None,
-    use_cache: bool = True,
+    sampling: SamplingConfig,
     generator: torch.Generator | None = None,
     cache: KVCache | None = None,
 ) -> Iterator[torch.Tensor]:
@@ -94,18 +118,18 @@ def stream_tokens(
     the stream stops early when every row has. `cache` may carry learned prefixes."""
     if idx.dim() != 2 or idx.size(1) == 0:
         raise ValueError(f"idx must be a non-empty (batch, time) tensor, got {tuple(idx.shape)}")
-    if use_cache and cache is None:
+    if sampling.use_cache and cache is None:
         cache = model.new_cache()
-    elif not use_cache:
+    elif not sampling.use_cache:
         cache = None
-    n_vocab = model.config.n_vocab
+    n_vocab, eos_id = model.config.n_vocab, sampling.eos_id
     finished = torch.zeros(idx.size(0), 1, dtype=torch.bool, device=idx.device)
     context = idx
-    for _ in range(max_new_tokens):
+    for _ in range(sampling.max_new_tokens):
         logits = _next_logits(model, context, cache)
         if n_vocab is not None:
             logits[:, n_vocab:] = float("-inf")  # padded vocab rows are never sampled
-        token = sample_next(logits, temperature, top_k, top_p, generator)
+        token = sample_next(logits, sampling, generator)
         if eos_id is not None:
             token = token.masked_fill(finished, eos_id)
             finished |= token == eos_id
@@ -113,3 +137,14 @@ def stream_tokens(
         yield token
         if eos_id is not None and bool(finished.all()):
             return
+
+
+def generate(
+    model: Decoder,
+    idx: torch.Tensor,
+    sampling: SamplingConfig,
+    generator: torch.Generator | None = None,
+    cache: KVCache | None = None,
+) -> torch.Tensor:
+    """Extend idx (B, T) by up to sampling.max_new_tokens tokens -> (B, T + n_new)."""
+    return torch.cat([idx, *stream_tokens(model, idx, sampling, generator, cache)], dim=1)

@@ -21,7 +21,7 @@ Six methods, each named by `--method` (see `MethodConfig`):
   before the tokens, the same path that incremental decoding uses, so no attention code changes.
 
 Only the base model's frozen tensors are shared between tasks; what trains is small enough to
-store per task (see minigpt.classifier for saving "only the trainable tensors").
+store per task (see minigpt.finetune.classifier for saving "only the trainable tensors").
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minigpt.attention import KVCache
-from minigpt.model import GPT
+from minigpt.model.attention import KVCache
+from minigpt.model.gpt import GPT
 
 METHODS = ("head", "top", "full", "lora", "adapter", "prefix")
 # Methods that leave every base weight untouched: they save only what they train.

@@ -22,11 +22,11 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from minigpt.classifier import GPTClassifier
 from minigpt.data import TextBatch
-from minigpt.finetune_config import FinetuneConfig
-from minigpt.optim import lr_at, make_adamw, set_lr
-from minigpt.precision import autocast, grad_scaler
+from minigpt.finetune.classifier import GPTClassifier
+from minigpt.finetune.config import FinetuneConfig
+from minigpt.train.optim import lr_at, make_adamw, set_lr
+from minigpt.train.precision import autocast, grad_scaler
 
 
 @dataclass

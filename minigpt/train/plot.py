@@ -1,6 +1,6 @@
-"""Draw a run's loss curves: `python -m minigpt.plot OUT_DIR [--output FILE.png]`.
+"""Draw a run's loss curves: `python -m minigpt.train.plot OUT_DIR [--output FILE.png]`.
 
-Reads OUT_DIR/metrics.jsonl (see minigpt.metrics) and plots, against the optimizer step, the
+Reads OUT_DIR/metrics.jsonl (see minigpt.train.metrics) and plots, against the optimizer step, the
 training loss of every logged step (one noisy batch each) and the train and val losses of every
 evaluation (means over eval_iters batches). The val curve turning up while train keeps falling is
 overfitting; the gap between the two is the generalisation gap. Needs matplotlib:
@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from minigpt.metrics import read_metrics
+from minigpt.train.metrics import read_metrics
 
 
 def plot_losses(out_dir: str | Path, output: str | Path | None = None) -> Path:
@@ -49,7 +49,7 @@ def plot_losses(out_dir: str | Path, output: str | Path | None = None) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m minigpt.plot", description=__doc__.split("\n")[0]
+        prog="python -m minigpt.train.plot", description=__doc__.split("\n")[0]
     )
     parser.add_argument("out_dir", help="a train.py out_dir (holds metrics.jsonl)")
     parser.add_argument("--output", help="PNG path (default: OUT_DIR/loss.png)")

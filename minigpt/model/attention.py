@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minigpt.config import GPTConfig
+from minigpt.model.config import GPTConfig
 
 
 def allowed_keys(

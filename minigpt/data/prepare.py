@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from minigpt.corpus import SHAKESPEARE_SOURCE, sha256_file, shakespeare_works
-from minigpt.tokenizer import Tokenizer
+from minigpt.data.corpus import SHAKESPEARE_SOURCE, sha256_file, shakespeare_works
+from minigpt.data.tokenizer import Tokenizer
 
 META_FILE = "meta.json"
 DOC_SEPARATOR = "\n\n"

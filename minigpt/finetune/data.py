@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 
 from minigpt.data import LabelledTextDataset
-from minigpt.finetune_config import FinetuneConfig, split_list
-from minigpt.tokenizer import Tokenizer
+from minigpt.data.tokenizer import Tokenizer
+from minigpt.finetune.config import FinetuneConfig, split_list
 
 SPLITS = ("train", "val", "test")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from minigpt.peft import LORA_TARGETS, METHODS, MethodConfig
+from minigpt.finetune.peft import LORA_TARGETS, METHODS, MethodConfig
 from minigpt.settings import ConfigError, setting
 
 # Peak learning rates for the small in-domain GPTs this CLI pre-trains (measured: full at 1e-4

@@ -28,7 +28,7 @@ import time
 import torch
 from torch import nn
 
-from minigpt.config import GPTConfig
+from minigpt.model.config import GPTConfig
 
 # Dense (no 2:4 sparsity) tensor-core peaks, FLOP/s. fp32 is the TF32 rate, which train.py turns
 # on for CUDA. Matched against torch.cuda.get_device_name, most specific name first.

@@ -37,10 +37,10 @@ from minigpt.checkpoint import (
     write_tensors,
 )
 from minigpt.data import collate
-from minigpt.loss import IGNORE_INDEX, lm_loss
-from minigpt.model import GPT
-from minigpt.peft import MethodConfig, apply_method, merged_copy
-from minigpt.tokenizer import Tokenizer
+from minigpt.data.tokenizer import Tokenizer
+from minigpt.finetune.peft import MethodConfig, apply_method, merged_copy
+from minigpt.model.gpt import GPT
+from minigpt.model.loss import IGNORE_INDEX, lm_loss
 
 CLASSIFIER_FILE = "classifier.json"
 TENSORS_FILE = "classifier.safetensors"
@@ -60,8 +60,8 @@ class GPTClassifier(nn.Module):
 
     `labels` are the label values as they appear in the data, in class-index order;
     `label_names` are what to print for them (default: the values themselves). `method` says
-    which weights train (see minigpt.peft); it is applied to `gpt` in place. The head always
-    trains. `base_dir` is the checkpoint the GPT came from: frozen-base methods save a
+    which weights train (see minigpt.finetune.peft); it is applied to `gpt` in place. The head
+    always trains. `base_dir` is the checkpoint the GPT came from: frozen-base methods save a
     reference to it instead of its weights.
     """
 

@@ -19,20 +19,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minigpt.attention import CausalSelfAttention, KVCache, Rotary
-from minigpt.config import GPTConfig
-from minigpt.generate import stream_tokens
-from minigpt.loss import lm_loss
-
-if TYPE_CHECKING:
-    from minigpt.tokenizer import Tokenizer
+from minigpt.model.attention import CausalSelfAttention, KVCache, Rotary
+from minigpt.model.config import GPTConfig
+from minigpt.model.generate import SamplingConfig, generate, stream_tokens
+from minigpt.model.loss import lm_loss
 
 
 class GPTOutput(NamedTuple):
@@ -191,48 +187,19 @@ class GPT(nn.Module):
         self,
         idx: torch.Tensor,
         max_new_tokens: int,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        eos_id: int | None = None,
-        use_cache: bool = True,
         generator: torch.Generator | None = None,
+        **sampling: object,
     ) -> torch.Tensor:
-        """Extend idx (B, T) by up to max_new_tokens sampled tokens -> (B, T + n_new)."""
-        new = list(
-            self.generate_stream(
-                idx, max_new_tokens, temperature, top_k, top_p, eos_id, use_cache, generator
-            )
-        )
-        return torch.cat([idx, *new], dim=1)
+        """Extend idx (B, T) by up to max_new_tokens sampled tokens -> (B, T + n_new).
+        `sampling`: the other fields of SamplingConfig (temperature, top_k, top_p, eos_id...)."""
+        return generate(self, idx, SamplingConfig(max_new_tokens, **sampling), generator)
 
     def generate_stream(
         self,
         idx: torch.Tensor,
         max_new_tokens: int,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        eos_id: int | None = None,
-        use_cache: bool = True,
         generator: torch.Generator | None = None,
+        **sampling: object,
     ) -> Iterator[torch.Tensor]:
-        """Yield each new token column (B, 1) as soon as it is sampled (see minigpt.generate)."""
-        return stream_tokens(
-            self, idx, max_new_tokens, temperature, top_k, top_p, eos_id, use_cache, generator
-        )
-
-    # ---- checkpoints --------------------------------------------------------------------------
-
-    def save_pretrained(self, path: str | Path, tokenizer: Tokenizer | None = None) -> None:
-        """Write config.json + model.safetensors (+ tokenizer spec) to directory `path`."""
-        from minigpt.checkpoint import save_pretrained
-
-        save_pretrained(self, path, tokenizer)
-
-    @classmethod
-    def from_pretrained(cls, path_or_name: str | Path, **overrides: object) -> GPT:
-        """Load a minigpt dir, an HF-format gpt2/gpt_neo/gptj dir, or a hub name (online)."""
-        from minigpt.checkpoint import load_pretrained
-
-        return load_pretrained(path_or_name, **overrides)
+        """Yield each new token column (B, 1) as soon as it is sampled (minigpt.model.generate)."""
+        return stream_tokens(self, idx, SamplingConfig(max_new_tokens, **sampling), generator)

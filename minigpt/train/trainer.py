@@ -7,11 +7,11 @@ mean loss over all k micro-batches, the same as one batch k times as large:
     grad = (1/k) sum_i grad L_i
 
 Under DDP each process does this for its slice and DDP averages over processes (see
-minigpt.distributed); the all-reduce runs only on the last micro-step (`no_sync` before it),
+minigpt.train.distributed); the all-reduce runs only on the last micro-step (`no_sync` before it),
 because averaging partial sums k times gives the same result k times slower.
 
 A run: `Trainer(config).train()`. It evaluates and saves a checkpoint every `eval_interval` steps
-and at the end (see minigpt.train_state for what a checkpoint holds), logs to metrics.jsonl, and
+and at the end (see minigpt.train.state for what a checkpoint holds), logs to metrics.jsonl, and
 stops cleanly on SIGINT/SIGTERM.
 """
 
@@ -30,21 +30,27 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from minigpt.checkpoint import WEIGHTS_FILE, CheckpointError, atomic_write, load_tokenizer
-from minigpt.config import GPTConfig
-from minigpt.corpus import sha256_file
 from minigpt.data import TokenSampler, check_tokenizer, load_meta
-from minigpt.distributed import DistInfo, all_reduce_mean, any_rank
-from minigpt.interrupt import StopRequest
-from minigpt.loss import perplexity
-from minigpt.metrics import MetricsLog
-from minigpt.model import GPT
-from minigpt.optim import lr_at, make_adamw, set_lr
-from minigpt.perf import device_peak_flops, flops_per_token, matmul_params, mfu
-from minigpt.precision import autocast, enable_tf32, grad_scaler, resolve_device, resolve_dtype
+from minigpt.data.corpus import sha256_file
+from minigpt.data.tokenizer import Tokenizer
+from minigpt.model.config import GPTConfig
+from minigpt.model.gpt import GPT
+from minigpt.model.loss import perplexity
 from minigpt.settings import ConfigError
-from minigpt.tokenizer import Tokenizer
-from minigpt.train_config import TrainConfig
-from minigpt.train_state import (
+from minigpt.train.config import TrainConfig
+from minigpt.train.distributed import DistInfo, all_reduce_mean, any_rank
+from minigpt.train.interrupt import StopRequest
+from minigpt.train.metrics import MetricsLog
+from minigpt.train.optim import lr_at, make_adamw, set_lr
+from minigpt.train.perf import device_peak_flops, flops_per_token, matmul_params, mfu
+from minigpt.train.precision import (
+    autocast,
+    enable_tf32,
+    grad_scaler,
+    resolve_device,
+    resolve_dtype,
+)
+from minigpt.train.state import (
     load_train_state,
     rng_state,
     save_train_state,

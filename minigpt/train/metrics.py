@@ -3,7 +3,7 @@ TensorBoard and Weights & Biases (both optional extras, off by default).
 
 Records have `iter` (optimizer steps done) and `loss`. A log step adds `lr`, `tokens_per_s` and
 `mfu`; an evaluation (`"kind": "eval"`) has `loss` = mean train loss over the eval batches,
-`val_loss`, and the perplexities exp(loss). `python -m minigpt.plot out_dir` draws them.
+`val_loss`, and the perplexities exp(loss). `python -m minigpt.train.plot out_dir` draws them.
 """
 
 from __future__ import annotations

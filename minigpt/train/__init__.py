@@ -1,0 +1,13 @@
+"""Pre-training: the Trainer and what it is made of.
+
+config.py       TrainConfig: every train.py setting, its default and meaning
+trainer.py      the loop: accumulate, clip, step, evaluate, checkpoint, resume
+optim.py        AdamW with decay groups, warmup + cosine schedule, one optimizer step
+precision.py    device and dtype choice, autocast, GradScaler, TF32
+distributed.py  torchrun: process groups, DDP, rank-0 printing
+state.py        train_state.pt: optimizer, RNG and sampler state for exact resume
+interrupt.py    SIGINT / SIGTERM turned into a clean stop at a step boundary
+perf.py         FLOPs per token (6N + 12LHQT), peak FLOP/s, MFU
+metrics.py      metrics.jsonl, TensorBoard and W&B logging
+plot.py         loss curves from metrics.jsonl (python -m minigpt.train.plot)
+"""
