@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +139,7 @@ def run(cfg: FinetuneConfig) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)  # the head's initial weights
     method = cfg.method_config()
     model = GPTClassifier(gpt, splits.labels, splits.label_names, method, base_dir).to(device)
-    print(describe_params(model, cfg.method))
+    print(describe_params(model, cfg.tuning.method))
     test_batches = splits.loader("test", cfg.eval_batch_size)
     untrained = evaluate(model, test_batches, device, dtype, "untrained head", cfg.progress)
     finetuner = Finetuner(
@@ -154,7 +155,7 @@ def run(cfg: FinetuneConfig) -> dict[str, Any]:
     trainable, total = count_params(model)
     labels, names = splits.labels, splits.label_names
     metrics = {
-        "method": method.to_dict(),
+        "method": asdict(method),
         "base": str(base_dir),
         "trainable_params": trainable,
         "total_params": total,

@@ -20,7 +20,7 @@ import torch
 from minigpt.checkpoint import load_tokenizer
 from minigpt.data.tokenizer import Tokenizer
 from minigpt.model.gpt import GPT
-from minigpt.settings import ConfigError, help_text, parse_settings, setting
+from minigpt.settings import ConfigError, help_text, parse_settings, require, setting
 from minigpt.train.precision import autocast, resolve_device, resolve_dtype
 
 USAGE = "usage: python sample.py [--key=value | --key value ...]"
@@ -52,8 +52,7 @@ class SampleConfig:
             (self.top_p is None or 0 < self.top_p <= 1, f"--top_p={self.top_p} must be in (0, 1]"),
         ]  # fmt: skip
         for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
+            require(ok, message)
 
 
 def prompt_text(start: str) -> str:

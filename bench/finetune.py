@@ -21,6 +21,7 @@ import re
 import sys
 import time
 from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -168,7 +169,7 @@ def main() -> None:
         "command": "python bench/finetune.py " + " ".join(sys.argv[1:]),
         "epochs": args.epochs,
         "base": {"path": str(pretrained), "pretrain_or_reuse_s": round(pretrain_s, 1),
-                 "config": GPT.from_pretrained(pretrained).config.to_dict()},
+                 "config": asdict(GPT.from_pretrained(pretrained).config)},
         "runs": [{k: v for k, v in r.items() if k != "majority"} for r in runs],
         "baselines": {"majority": runs[0]["majority"], "tfidf_logreg": tfidf},
         "host": {"cpu_threads": torch.get_num_threads(), "load_avg": os.getloadavg(),

@@ -3,10 +3,14 @@
 A CLI declares its settings as a dataclass whose fields carry a help text (see `setting`);
 `parse_settings(Cls, argv)` fills one from the command line. Flags may be written `--key=value`
 or `--key value`; a bare `--flag` switches a boolean on; positional arguments are TOML files whose
-flat `key = value` tables apply in order before the flags. Values are typed by the field they set
-(`int | None` fields also take `none`). Every bad input is one line: an unknown key names the
-closest known one ("did you mean --n_embd?"), a wrong type names the expected type, a value
-outside a field's choices lists them.
+`key = value` pairs apply in order before the flags. Values are typed by the field they set
+(`int | None` fields also take `none`; tuple fields take comma-separated lists). Every bad input is
+one line: an unknown key names the closest known one ("did you mean --n_embd?"), a wrong type
+names the expected type, a value outside a field's choices lists them.
+
+A field whose type is itself a dataclass is a group, declared once where it is used (for example
+the fine-tuning method's knobs): its fields are set as `--group.key`, or as a plain `--key` when
+no other setting has that name. In TOML they are a `[group]` table, dotted keys or plain keys.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from minigpt.model.errors import ConfigError, require
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10 reads TOML through the backport
@@ -27,27 +33,56 @@ else:  # pragma: no cover - Python 3.10 reads TOML through the backport
 
 T = TypeVar("T")
 
-
-class ConfigError(ValueError):
-    """A setting that cannot be used; the message is one line meant for the user."""
+__all__ = ["ConfigError", "help_text", "parse_settings", "require", "setting"]
 
 
 def setting(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
     """A dataclass field with the help text that `--help` prints (and optional choices)."""
+    if dataclasses.is_dataclass(default):
+        return dataclasses.field(
+            default_factory=lambda: dataclasses.replace(default), metadata={"help": help}
+        )
     return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
 
 
-def _fields(cls: type) -> dict[str, tuple[type, bool]]:
-    """name -> (base type, accepts None) for each field of dataclass `cls`."""
+class _Leaf(typing.NamedTuple):
+    path: tuple[str, ...]  # ("lora_r",) or ("peft", "lora_r")
+    field: dataclasses.Field
+    kind: type  # base type: int, float, str, bool or tuple
+    optional: bool  # also accepts None
+
+
+def _leaves(cls: type, prefix: tuple[str, ...] = ()) -> list[_Leaf]:
+    """Every settable field of dataclass `cls`, groups expanded, in declaration order."""
     hints = typing.get_type_hints(cls)
-    out = {}
+    out = []
     for f in dataclasses.fields(cls):
         kind, optional = hints[f.name], False
         if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
             args = [a for a in typing.get_args(kind) if a is not type(None)]
             kind, optional = args[0], True
-        out[f.name] = (kind, optional)
+        if dataclasses.is_dataclass(kind):
+            out += _leaves(kind, (*prefix, f.name))
+        elif prefix and "help" not in f.metadata:
+            continue  # a group's field without help text is set by its owner, not by flags
+        else:
+            out.append(_Leaf((*prefix, f.name), f, typing.get_origin(kind) or kind, optional))
     return out
+
+
+def _names(cls: type) -> dict[str, _Leaf]:
+    """Flag name -> field: `group.key` for every group field, plus a plain `key` alias where the
+    name is not taken by a top-level field or by two groups."""
+    leaves = _leaves(cls)
+    names = {".".join(leaf.path): leaf for leaf in leaves}
+    plain: dict[str, list[_Leaf]] = {}
+    for leaf in leaves:
+        if len(leaf.path) > 1:
+            plain.setdefault(leaf.path[-1], []).append(leaf)
+    for name, candidates in plain.items():
+        if name not in names and len(candidates) == 1:
+            names[name] = candidates[0]
+    return names
 
 
 def _unknown(key: str, names: Sequence[str]) -> ConfigError:
@@ -56,23 +91,39 @@ def _unknown(key: str, names: Sequence[str]) -> ConfigError:
     return ConfigError(f"unknown setting --{key}{hint}")
 
 
-def coerce(cls: type, key: str, value: Any, source: str, text: bool = False) -> Any:
-    """`value` as the type of field `key` of `cls`. With `text` (the command line) strings are
-    parsed; typed values (TOML) must already match, except that an int may set a float."""
-    fields = _fields(cls)
-    if key not in fields:
-        raise _unknown(key, list(fields))
-    kind, optional = fields[key]
+def _lookup(names: dict[str, _Leaf], key: str) -> _Leaf:
+    if key not in names:
+        raise _unknown(key, list(names))
+    return names[key]
+
+
+def _coerce(leaf: _Leaf, key: str, value: Any, source: str, text: bool) -> Any:
+    """`value` as the type of `leaf`, within its choices. With `text` (the command line) strings
+    are parsed; typed values (TOML) must already match, except that an int may set a float and a
+    list a tuple."""
+    value = _typed(leaf, key, value, source, text)
+    choices = leaf.field.metadata.get("choices")
+    require(
+        not choices or value in choices,
+        f"--{key}={value!r} must be one of {', '.join(choices or ())}",
+    )
+    return value
+
+
+def _typed(leaf: _Leaf, key: str, value: Any, source: str, text: bool) -> Any:
+    kind = leaf.kind
     if text and kind is not str:
-        if optional and value.strip().lower() == "none":
+        if leaf.optional and value.strip().lower() == "none":
             return None
         return _parse_string(key, value, kind, source)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ConfigError(
-            f"{source}: {key} = {value!r} is a {type(value).__name__}, expected {kind.__name__}"
-        )
+    if kind is tuple and isinstance(value, list):
+        return tuple(value)
+    require(
+        isinstance(value, kind) and not (kind is int and isinstance(value, bool)),
+        f"{source}: {key} = {value!r} is a {type(value).__name__}, expected {kind.__name__}",
+    )
     return value
 
 
@@ -81,6 +132,8 @@ def _parse_string(key: str, text: str, kind: type, source: str) -> Any:
     try:
         if kind is bool and lowered in ("true", "1", "yes", "false", "0", "no"):
             return lowered in ("true", "1", "yes")
+        if kind is tuple:
+            return tuple(part.strip() for part in text.split(",") if part.strip())
         if kind is float:
             return float(text)
         if kind is int:
@@ -93,21 +146,36 @@ def _parse_string(key: str, text: str, kind: type, source: str) -> Any:
     raise ConfigError(f"{source}: --{key}={text!r} is not a valid {kind.__name__}")
 
 
-def load_toml(cls: type, path: str | Path) -> dict[str, Any]:
-    """The settings of a TOML recipe (a flat table of `key = value`), typed and checked."""
+def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"peft": {"lora_r": 4}} -> {"peft.lora_r": 4}: TOML tables address groups."""
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def load_toml(cls: type, path: str | Path) -> dict[tuple[str, ...], Any]:
+    """The settings of a TOML recipe, typed and checked: field path -> value."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} not found")
+    require(path.is_file(), f"config file {path} not found")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: invalid TOML ({e})") from None
-    return {key: coerce(cls, key, value, str(path)) for key, value in raw.items()}
+    names = _names(cls)
+    values = {}
+    for key, value in _flatten(raw).items():
+        leaf = _lookup(names, key)
+        values[leaf.path] = _coerce(leaf, key, value, str(path), text=False)
+    return values
 
 
-def parse_flags(cls: type, argv: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
+def parse_flags(cls: type, argv: Sequence[str]) -> tuple[list[str], dict[tuple[str, ...], Any]]:
     """Split argv into TOML file paths and typed `--key=value` / `--key value` overrides."""
-    fields = _fields(cls)
+    names = _names(cls)
     files, overrides, i = [], {}, 0
     while i < len(argv):
         arg, i = argv[i], i + 1
@@ -116,40 +184,52 @@ def parse_flags(cls: type, argv: Sequence[str]) -> tuple[list[str], dict[str, An
             continue
         key, eq, value = arg[2:].partition("=")
         key = key.replace("-", "_")
-        if key not in fields:
-            raise _unknown(key, list(fields))
+        leaf = _lookup(names, key)
         if not eq:
             if i < len(argv) and not argv[i].startswith("--"):
                 value, i = argv[i], i + 1
-            elif fields[key][0] is bool:
+            elif leaf.kind is bool:
                 value = "true"  # a bare boolean flag switches it on: --compile
             else:
                 raise ConfigError(f"--{key} needs a value: --{key}=VALUE or --{key} VALUE")
-        overrides[key] = coerce(cls, key, value, "command line", text=True)
+        overrides[leaf.path] = _coerce(leaf, key, value, "command line", text=True)
     return files, overrides
 
 
-def check_choices(obj: Any) -> None:
-    """Raise ConfigError if a field declared with choices holds another value."""
-    for f in dataclasses.fields(obj):
-        choices, value = f.metadata.get("choices"), getattr(obj, f.name)
-        if choices and value not in choices:
-            raise ConfigError(f"--{f.name}={value!r} must be one of {', '.join(choices)}")
+def _replace(obj: T, values: dict[tuple[str, ...], Any]) -> T:
+    """A copy of dataclass `obj` with each field path set; groups are rebuilt, so their own
+    checks (`__post_init__`) run on the new values."""
+    top = {path[0]: value for path, value in values.items() if len(path) == 1}
+    for group in {path[0] for path in values if len(path) > 1}:
+        inner = {path[1:]: value for path, value in values.items() if path[0] == group}
+        top[group] = _replace(getattr(obj, group), inner)
+    return dataclasses.replace(obj, **top)
 
 
 def help_text(cls: type, usage: str) -> str:
     """Every setting of `cls` with its type, default and meaning, for `--help`."""
-    fields = _fields(cls)
+    names = _names(cls)
+    aliases = {
+        leaf.path: name for name, leaf in names.items() if len(leaf.path) > 1 and "." not in name
+    }
+    defaults = cls()
     lines = [usage, "", "Settings (defaults < TOML files < flags):"]
-    width = max(map(len, fields)) + 2
-    for f in dataclasses.fields(cls):
-        kind, optional = fields[f.name]
-        type_name = kind.__name__ + ("?" if optional else "")
-        default = repr(f.default) if f.default in ("", None) else f.default
-        help = f.metadata.get("help", "")
-        if f.metadata.get("choices"):
-            help += f" ({' | '.join(f.metadata['choices'])})"
-        lines.append(f"  --{f.name:<{width}} {type_name:<6} default {default!s:<10} {help}")
+    width = max(map(len, names)) + 2
+    for leaf in _leaves(cls):
+        name = ".".join(leaf.path)
+        type_name = leaf.kind.__name__ + ("?" if leaf.optional else "")
+        default = defaults
+        for part in leaf.path:
+            default = getattr(default, part)
+        if isinstance(default, tuple):
+            default = ",".join(default)
+        default = repr(default) if default in ("", None) else default
+        help = leaf.field.metadata.get("help", "")
+        if leaf.field.metadata.get("choices"):
+            help += f" ({' | '.join(leaf.field.metadata['choices'])})"
+        if leaf.path in aliases:
+            help += f" (also --{aliases[leaf.path]})"
+        lines.append(f"  --{name:<{width}} {type_name:<6} default {default!s:<10} {help}")
     return "\n".join(lines)
 
 
@@ -157,12 +237,11 @@ def parse_settings(cls: type[T], argv: Sequence[str], base: T | None = None) -> 
     """An instance of `cls` from `base` (or the defaults), then TOML files, then flags, checked
     with its `validate()` method when it has one."""
     files, overrides = parse_flags(cls, argv)
-    values: dict[str, Any] = {}
+    values: dict[tuple[str, ...], Any] = {}
     for file in files:
         values.update(load_toml(cls, file))
     values.update(overrides)
-    result = dataclasses.replace(base if base is not None else cls(), **values)
-    check_choices(result)
+    result = _replace(base if base is not None else cls(), values)
     if hasattr(result, "validate"):
         result.validate()
     return result

@@ -3,6 +3,7 @@
 import json
 import math
 import signal
+from dataclasses import asdict
 
 import pytest
 import torch
@@ -180,7 +181,7 @@ def test_block_size_beyond_checkpoint_is_an_error(tmp_path, data_dir):
 
 
 def test_cli_default_path_end_to_end(tmp_path, data_dir, capsys):
-    argv = [f"--{k}={v}" for k, v in tiny_config(tmp_path / "out", data_dir).to_dict().items()]
+    argv = [f"--{k}={v}" for k, v in asdict(tiny_config(tmp_path / "out", data_dir)).items()]
     assert train.main([*argv, "--sample_tokens=30"]) == 0
     out = capsys.readouterr().out
     assert "---- sample (30 tokens) ----" in out

@@ -1,5 +1,7 @@
 """Settings: defaults < TOML < flags, typed values, and one clear line for every bad input."""
 
+from dataclasses import asdict
+
 import pytest
 
 import train
@@ -74,7 +76,7 @@ def test_help_lists_every_key_with_default(capsys):
     assert train.main(["--help"]) == 0
     out = capsys.readouterr().out
     assert out.strip() == train_help().strip()
-    for name, value in TrainConfig().to_dict().items():
+    for name, value in asdict(TrainConfig()).items():
         line = next(line for line in out.splitlines() if line.strip().startswith(f"--{name} "))
         assert f"default {value!r}" in line if value == "" else f"default {value}" in line
 

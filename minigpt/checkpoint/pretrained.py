@@ -10,6 +10,7 @@ and hub names when online.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ def save_pretrained(model: GPT, path: str | Path, tokenizer: Tokenizer | None = 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     write_tensors(path / WEIGHTS_FILE, minigpt_state_dict(model))
-    write_json(path / CONFIG_FILE, {"model_type": "minigpt", **model.config.to_dict()})
+    write_json(path / CONFIG_FILE, {"model_type": "minigpt", **asdict(model.config)})
     if tokenizer is not None:
         atomic_write(path / TOKENIZER_FILE, lambda p: tokenizer.save(p))
 
@@ -85,7 +86,7 @@ def load_pretrained(
             )
         config, state = hf
     if overrides:
-        config = GPTConfig.from_dict({**config.to_dict(), **overrides})
+        config = GPTConfig.from_dict({**asdict(config), **overrides})
     return _build(config, state, dtype)
 
 

@@ -20,6 +20,7 @@ fused SDPA kernel stays on its `is_causal` path; the pad positions compute value
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -217,7 +218,7 @@ def save_classifier(
     else:
         classifier.gpt.save_pretrained(path)
     write_tensors(path / TENSORS_FILE, _saved_tensors(classifier))
-    write_json(path / CLASSIFIER_FILE, _meta(classifier, method.to_dict()))
+    write_json(path / CLASSIFIER_FILE, _meta(classifier, asdict(method)))
     if tokenizer is not None:
         tokenizer.save(path)
 
@@ -239,7 +240,7 @@ def export_merged(
     merged_copy(classifier.gpt).save_pretrained(path)
     head = {f"head.{k}": v for k, v in classifier.head.state_dict().items()}
     write_tensors(path / TENSORS_FILE, head)
-    meta = _meta(classifier, MethodConfig(method="full").to_dict())
+    meta = _meta(classifier, asdict(MethodConfig(method="full")))
     write_json(path / CLASSIFIER_FILE, {**meta, "merged_from": method.method})
     if tokenizer is not None:
         tokenizer.save(path)

@@ -5,10 +5,11 @@ Filled by minigpt.settings (defaults < TOML files < `--key=value` flags); `--hel
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
-from minigpt.finetune.peft import LORA_TARGETS, METHODS, MethodConfig
-from minigpt.settings import ConfigError, setting
+from minigpt.finetune.peft import MethodConfig
+from minigpt.settings import require, setting
 
 # Peak learning rates for the small in-domain GPTs this CLI pre-trains (measured: full at 1e-4
 # stays at the majority class for an epoch, 1e-3 learns). Fewer, newer trained weights tolerate
@@ -55,20 +56,15 @@ class FinetuneConfig:
     test_file: str = setting("", "test file; '' = data_dir/test.jsonl")
     text_column: str = setting("text", "column (JSONL key or CSV/TSV header) with the text")
     label_column: str = setting("label5", "column with the label")
-    labels: str = setting("", "comma-separated label values in class order; '' = from the data")
-    label_names: str = setting("", "comma-separated display names; '' = from meta.json or labels")
+    labels: tuple[str, ...] = setting(
+        (), "comma-separated label values in class order; '' = from the data"
+    )
+    label_names: tuple[str, ...] = setting(
+        (), "comma-separated display names; '' = from meta.json or labels"
+    )
     max_len: int = setting(128, "keep the first max_len tokens of each text (<= block_size)")
     # ---- method --------------------------------------------------------------------------------
-    method: str = setting("full", "which weights train", METHODS)
-    trainable_blocks: int = setting(1, "top: how many of the last blocks train")
-    lora_r: int = setting(8, "LoRA rank r")
-    lora_alpha: float = setting(16.0, "LoRA alpha: the update is (alpha / r) B A")
-    lora_dropout: float = setting(0.0, "dropout on the LoRA branch input")
-    lora_targets: str = setting(
-        "q,v", f"comma-separated LoRA targets among {','.join(LORA_TARGETS)}"
-    )
-    adapter_size: int = setting(32, "adapter bottleneck width m")
-    n_prefix: int = setting(8, "prefix tuning: learned key/value slots per layer")
+    tuning: MethodConfig = setting(MethodConfig(), "the fine-tuning method and its knobs")
     # ---- optimisation --------------------------------------------------------------------------
     epochs: int = setting(3, "passes over the training set")
     batch_size: int = setting(32, "examples per micro-batch")
@@ -101,8 +97,7 @@ class FinetuneConfig:
         """Raise ConfigError on the first value that cannot work."""
         for name in ("max_len", "epochs", "batch_size", "gradient_accumulation_steps",
                      "eval_batch_size"):  # fmt: skip
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"--{name}={getattr(self, name)} must be positive")
+            require(getattr(self, name) > 0, f"--{name}={getattr(self, name)} must be positive")
         checks = [
             (self.learning_rate is None or self.learning_rate > 0, "--learning_rate must be > 0"),
             (0.0 <= self.warmup_frac < 1.0, f"--warmup_frac={self.warmup_frac} must be in [0, 1)"),
@@ -113,29 +108,17 @@ class FinetuneConfig:
             (bool(self.init_from or self.pretrain_out), "--pretrain_out must name a folder"),
         ]
         for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
-        try:
-            self.method_config()
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
+            require(ok, message)
 
     @property
     def peak_lr(self) -> float:
-        return self.learning_rate if self.learning_rate is not None else DEFAULT_LR[self.method]
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return DEFAULT_LR[self.tuning.method]
 
     def method_config(self) -> MethodConfig:
-        return MethodConfig(
-            method=self.method,
-            trainable_blocks=self.trainable_blocks,
-            lora_r=self.lora_r,
-            lora_alpha=self.lora_alpha,
-            lora_dropout=self.lora_dropout,
-            lora_targets=split_list(self.lora_targets),
-            adapter_size=self.adapter_size,
-            n_prefix=self.n_prefix,
-            seed=self.seed,
-        )
+        """The method as the model applies it: its new modules are seeded by the run's seed."""
+        return dataclasses.replace(self.tuning, seed=self.seed)
 
 
 @dataclass
@@ -150,10 +133,4 @@ class PredictConfig:
     batch_size: int = setting(64, "texts per batch")
 
     def validate(self) -> None:
-        if not self.text and not self.file:
-            raise ConfigError('nothing to classify: pass --text "..." or --file=texts.txt')
-
-
-def split_list(text: str) -> tuple[str, ...]:
-    """'a, b,c' -> ('a', 'b', 'c'); '' -> ()."""
-    return tuple(part.strip() for part in text.split(",") if part.strip())
+        require(bool(self.text or self.file), 'nothing to classify: pass --text "..." or --file=F')

@@ -16,7 +16,7 @@ import torch
 
 from minigpt.data import LabelledTextDataset
 from minigpt.data.tokenizer import Tokenizer
-from minigpt.finetune.config import FinetuneConfig, split_list
+from minigpt.finetune.config import FinetuneConfig
 
 SPLITS = ("train", "val", "test")
 
@@ -88,12 +88,10 @@ def load_splits(
         if not path.is_file():
             raise FileNotFoundError(f"{split} file {path} not found; pass --{split}_file=PATH")
     common = dict(text_column=cfg.text_column, label_column=cfg.label_column, max_len=max_len)
-    train = LabelledTextDataset(
-        paths["train"], tokenizer, labels=split_list(cfg.labels) or None, **common
-    )
+    train = LabelledTextDataset(paths["train"], tokenizer, labels=cfg.labels or None, **common)
     val = LabelledTextDataset(paths["val"], tokenizer, labels=train.labels, **common)
     test = LabelledTextDataset(paths["test"], tokenizer, labels=train.labels, **common)
-    names = split_list(cfg.label_names) or _names_from_meta(paths["train"].parent, cfg, train)
+    names = cfg.label_names or _names_from_meta(paths["train"].parent, cfg, train)
     if len(names) != len(train.labels):
         raise ValueError(
             f"--label_names has {len(names)} names for the {len(train.labels)} labels"

@@ -36,6 +36,7 @@ from torch import nn
 
 from minigpt.model.attention import KVCache
 from minigpt.model.gpt import GPT
+from minigpt.settings import require, setting
 
 METHODS = ("head", "top", "full", "lora", "adapter", "prefix")
 # Methods that leave every base weight untouched: they save only what they train.
@@ -45,48 +46,38 @@ LORA_TARGETS = ("q", "k", "v", "proj", "mlp")
 
 @dataclass
 class MethodConfig:
-    """A fine-tuning method and its knobs (the `--method` family of finetune.py flags)."""
+    """A fine-tuning method and its knobs: the `--method` family of finetune.py flags."""
 
-    method: str = "full"
-    trainable_blocks: int = 1  # top: how many of the last blocks train
-    lora_r: int = 8
-    lora_alpha: float = 16.0
-    lora_dropout: float = 0.0
-    lora_targets: tuple[str, ...] = ("q", "v")
-    adapter_size: int = 32  # m, the adapter bottleneck width
-    n_prefix: int = 8  # P, learned key/value slots per layer
+    method: str = setting("full", "which weights train", METHODS)
+    trainable_blocks: int = setting(1, "top: how many of the last blocks train")
+    lora_r: int = setting(8, "LoRA rank r")
+    lora_alpha: float = setting(16.0, "LoRA alpha: the update is (alpha / r) B A")
+    lora_dropout: float = setting(0.0, "dropout on the LoRA branch input")
+    lora_targets: tuple[str, ...] = setting(
+        ("q", "v"), f"comma-separated LoRA targets among {','.join(LORA_TARGETS)}"
+    )
+    adapter_size: int = setting(32, "adapter bottleneck width m")
+    n_prefix: int = setting(8, "prefix tuning: learned key/value slots per layer P")
     seed: int = 0  # for the random parts of the new modules (LoRA A, adapters, prefix init)
 
     def __post_init__(self) -> None:
         self.lora_targets = tuple(self.lora_targets)
-        if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        require(
+            self.method in METHODS,
+            f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}",
+        )
         bad = sorted(set(self.lora_targets) - set(LORA_TARGETS))
-        if bad or not self.lora_targets:
-            raise ValueError(
-                f"LoRA targets {list(self.lora_targets)} must be a non-empty subset of"
-                f" {', '.join(LORA_TARGETS)}"
-            )
+        require(
+            not bad and bool(self.lora_targets),
+            f"LoRA targets {list(self.lora_targets)} must be a non-empty subset of"
+            f" {', '.join(LORA_TARGETS)}",
+        )
         for name in ("trainable_blocks", "lora_r", "adapter_size", "n_prefix"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name}={getattr(self, name)} must be positive")
+            require(getattr(self, name) > 0, f"{name}={getattr(self, name)} must be positive")
 
     @property
     def frozen_base(self) -> bool:
         return self.method in FROZEN_BASE_METHODS
-
-    def to_dict(self) -> dict:
-        return {
-            "method": self.method,
-            "trainable_blocks": self.trainable_blocks,
-            "lora_r": self.lora_r,
-            "lora_alpha": self.lora_alpha,
-            "lora_dropout": self.lora_dropout,
-            "lora_targets": list(self.lora_targets),
-            "adapter_size": self.adapter_size,
-            "n_prefix": self.n_prefix,
-            "seed": self.seed,
-        }
 
 
 # ---- LoRA ---------------------------------------------------------------------------------------

@@ -21,6 +21,8 @@ import difflib
 from dataclasses import dataclass
 from typing import Any
 
+from minigpt.model.errors import ConfigError, require
+
 ATTN_IMPLS = ("sdpa", "math")
 LAYER_TYPES = ("global", "local")
 POSITION_TYPES = ("learned", "rotary")
@@ -81,51 +83,44 @@ class GPTConfig:
     # ---- validation ---------------------------------------------------------------------------
 
     def validate(self) -> None:
-        """Raise a one-line ValueError naming the first inconsistent field."""
-        _require(
+        """Raise a one-line ConfigError (a ValueError) naming the first inconsistent field."""
+        require(
             self.n_embd % self.n_head == 0,
-            f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}",
+            f"GPTConfig: n_embd={self.n_embd} must be divisible by n_head={self.n_head}",
         )
-        _require(
+        require(
             min(self.vocab_size, self.block_size, self.n_layer, self.n_head) > 0,
-            "vocab_size, block_size, n_layer and n_head must be positive",
+            "GPTConfig: vocab_size, block_size, n_layer and n_head must be positive",
         )
-        _require(0.0 <= self.dropout < 1.0, f"dropout={self.dropout} must be in [0, 1)")
-        _require(
+        require(0.0 <= self.dropout < 1.0, f"GPTConfig: dropout={self.dropout} must be in [0, 1)")
+        require(
             self.attn_impl in ATTN_IMPLS,
-            f"attn_impl={self.attn_impl!r} must be one of {ATTN_IMPLS}",
+            f"GPTConfig: attn_impl={self.attn_impl!r} must be one of {ATTN_IMPLS}",
         )
-        _require(
+        require(
             self.position in POSITION_TYPES,
-            f"position={self.position!r} must be one of {POSITION_TYPES}",
+            f"GPTConfig: position={self.position!r} must be one of {POSITION_TYPES}",
         )
-        _require(self.window_size > 0, f"window_size={self.window_size} must be positive")
-        _require(
+        require(self.window_size > 0, f"GPTConfig: window_size={self.window_size} must be positive")
+        require(
             self.n_vocab is None or 0 < self.n_vocab <= self.vocab_size,
-            f"n_vocab={self.n_vocab} must be in [1, vocab_size={self.vocab_size}]",
+            f"GPTConfig: n_vocab={self.n_vocab} must be in [1, vocab_size={self.vocab_size}]",
         )
         if self.layer_types is not None:
-            if len(self.layer_types) != self.n_layer:
-                raise ValueError(
-                    f"GPTConfig: layer_types has {len(self.layer_types)} entries "
-                    f"but n_layer={self.n_layer}; give one of {LAYER_TYPES} per layer"
-                )
-            bad = sorted(set(self.layer_types) - set(LAYER_TYPES))
-            if bad:
-                raise ValueError(f"GPTConfig: unknown layer type {bad[0]!r}; use {LAYER_TYPES}")
-        rot = self.rotary_channels
-        if rot % 2 or rot > self.head_dim:
-            raise ValueError(
-                f"GPTConfig: rotary_dim={rot} must be even and at most head_dim={self.head_dim}"
+            require(
+                len(self.layer_types) == self.n_layer,
+                f"GPTConfig: layer_types has {len(self.layer_types)} entries "
+                f"but n_layer={self.n_layer}; give one of {LAYER_TYPES} per layer",
             )
+            bad = sorted(set(self.layer_types) - set(LAYER_TYPES))
+            require(not bad, f"GPTConfig: unknown layer type {', '.join(bad)}; use {LAYER_TYPES}")
+        rot = self.rotary_channels
+        require(
+            rot % 2 == 0 and rot <= self.head_dim,
+            f"GPTConfig: rotary_dim={rot} must be even and at most head_dim={self.head_dim}",
+        )
 
     # ---- (de)serialisation --------------------------------------------------------------------
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        if d["layer_types"] is not None:
-            d["layer_types"] = list(d["layer_types"])
-        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GPTConfig:
@@ -134,7 +129,7 @@ class GPTConfig:
         if unknown:
             hint = difflib.get_close_matches(unknown[0], known, n=1)
             tip = f" (did you mean {hint[0]!r}?)" if hint else ""
-            raise ValueError(f"GPTConfig: unknown field {unknown[0]!r}{tip}")
+            raise ConfigError(f"GPTConfig: unknown field {unknown[0]!r}{tip}")
         return cls(**d)
 
     # ---- presets ------------------------------------------------------------------------------
@@ -149,16 +144,11 @@ class GPTConfig:
         if name not in PRESETS:
             hint = difflib.get_close_matches(name, PRESETS, n=1)
             tip = f"did you mean {hint[0]!r}? " if hint else ""
-            raise ValueError(f"unknown preset {name!r}: {tip}choose from {', '.join(PRESETS)}")
+            raise ConfigError(f"unknown preset {name!r}: {tip}choose from {', '.join(PRESETS)}")
         return cls(**{**PRESETS[name], **overrides})
 
 
 GPT2_VOCAB = 50257  # published models keep the unpadded BPE vocab so counts match the papers
-
-
-def _require(ok: bool, message: str) -> None:
-    if not ok:
-        raise ValueError(f"GPTConfig: {message}")
 
 
 def _gpt2(n_layer: int, n_embd: int, n_head: int) -> dict[str, Any]:

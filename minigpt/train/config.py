@@ -12,12 +12,10 @@ shakespeare_char: val loss about 1.85, a few minutes on two CPU cores.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from minigpt.settings import ConfigError, help_text, parse_settings, setting
+from minigpt.settings import help_text, parse_settings, require, setting
 
 
 @dataclass
@@ -87,8 +85,7 @@ class TrainConfig:
                     "gradient_accumulation_steps", "eval_interval", "eval_iters", "log_interval",
                     "lr_decay_iters")  # fmt: skip
         for name in positive:
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"--{name}={getattr(self, name)} must be positive")
+            require(getattr(self, name) > 0, f"--{name}={getattr(self, name)} must be positive")
         checks = [
             (self.n_embd % self.n_head == 0,
              f"--n_embd={self.n_embd} must be divisible by --n_head={self.n_head}"),
@@ -102,11 +99,7 @@ class TrainConfig:
             (self.sample_tokens >= 0, f"--sample_tokens={self.sample_tokens} must be >= 0"),
         ]  # fmt: skip
         for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+            require(ok, message)
 
 
 USAGE = "usage: python train.py [config/NAME.toml ...] [--key=value | --key value ...]"

@@ -22,7 +22,7 @@ import json
 import math
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -263,7 +263,7 @@ class Trainer:
             return
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(self.out_dir, tokenizer=self.tokenizer)
-        settings = json.dumps(self.cfg.to_dict(), indent=1) + "\n"
+        settings = json.dumps(asdict(self.cfg), indent=1) + "\n"
         atomic_write(self.out_dir / CONFIG_FILE, lambda tmp: tmp.write_text(settings))
         state = {
             "iter_num": self.iter_num,
@@ -324,7 +324,7 @@ class Trainer:
         if self.dist.is_main:
             metrics = MetricsLog(
                 self.out_dir, self.iter_num, cfg.tensorboard_log,
-                cfg.wandb_project if cfg.wandb_log else None, cfg.wandb_run_name, cfg.to_dict(),
+                cfg.wandb_project if cfg.wandb_log else None, cfg.wandb_run_name, asdict(cfg),
             )  # fmt: skip
         try:
             if cfg.eval_only:
