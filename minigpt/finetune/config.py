@@ -111,7 +111,8 @@ class FinetuneConfig:
             require(ok, message)
 
     @property
-    def peak_lr(self) -> float:
+    def method_learning_rate(self) -> float:
+        """The peak learning rate: --learning_rate, or the method's default."""
         if self.learning_rate is not None:
             return self.learning_rate
         return DEFAULT_LR[self.tuning.method]

@@ -2,9 +2,9 @@
 
 Each optimizer step averages the gradient of k = gradient_accumulation_steps micro-batches,
 grad = (1/k) sum_i grad L_i, where L_i is L2 (or GPT-1's L3 = L2 + lambda L1) of micro-batch i.
-The learning rate warms up linearly for the first `warmup_frac` of the steps, then follows a cosine
-down to a tenth of the peak (minigpt.optim.lr_at). Only parameters with requires_grad reach the
-optimizer, so frozen weights are never touched, not even by weight decay.
+The learning rate warms up linearly for the first `warmup_frac` of the steps, then follows a
+cosine down to a tenth of the peak (minigpt.train.optim.lr_at). Only parameters with requires_grad
+reach the optimizer, so frozen weights are never touched, not even by weight decay.
 
 Early stopping: after every epoch the validation loss (or accuracy) is compared with the best so
 far; the trainable tensors of the best epoch are kept in memory and restored at the end, and the
@@ -25,7 +25,7 @@ from tqdm import tqdm
 from minigpt.data import TextBatch
 from minigpt.finetune.classifier import GPTClassifier
 from minigpt.finetune.config import FinetuneConfig
-from minigpt.train.optim import lr_at, make_adamw, set_lr
+from minigpt.train.optim import lr_at, make_adamw, optimizer_step
 from minigpt.train.precision import autocast, grad_scaler
 
 
@@ -77,24 +77,28 @@ class Finetuner:
         self.model, self.cfg = model, cfg
         self.train_batches, self.val_batches = train_batches, val_batches
         self.device, self.dtype = device, dtype
+        self.learning_rate = cfg.method_learning_rate
         self.optimizer = make_adamw(
-            model, cfg.peak_lr, cfg.weight_decay, betas=(0.9, 0.999), device_type=device.type
+            model, self.learning_rate, cfg.weight_decay, (0.9, 0.999), device_type=device.type
         )
         self.scaler = grad_scaler(device, dtype)
         micro_batches = len(train_batches)  # type: ignore[arg-type]
-        self.total_steps = cfg.epochs * math.ceil(micro_batches / cfg.gradient_accumulation_steps)
-        self.warmup = round(cfg.warmup_frac * self.total_steps)
-        self.step_num = 0
+        # the schedule's names as in train.py: iterations are optimizer steps
+        self.lr_decay_iters = cfg.epochs * math.ceil(
+            micro_batches / cfg.gradient_accumulation_steps
+        )
+        self.warmup_iters = round(cfg.warmup_frac * self.lr_decay_iters)
+        self.iter_num = 0
         self.best_epoch = 0
 
     def lr(self) -> float:
         cfg = self.cfg
         return lr_at(
-            self.step_num,
-            cfg.peak_lr,
-            cfg.peak_lr / 10,
-            self.warmup,
-            self.total_steps,
+            self.iter_num,
+            self.learning_rate,
+            self.learning_rate / 10,
+            self.warmup_iters,
+            self.lr_decay_iters,
             cfg.decay_lr,
         )
 
@@ -159,15 +163,8 @@ class Finetuner:
         return total / max(count, 1)
 
     def _step(self) -> None:
-        set_lr(self.optimizer, self.lr())
-        if self.cfg.grad_clip:
-            self.scaler.unscale_(self.optimizer)
-            params = [p for g in self.optimizer.param_groups for p in g["params"]]
-            nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.step_num += 1
+        optimizer_step(self.optimizer, self.scaler, self.lr(), self.cfg.grad_clip)
+        self.iter_num += 1
 
 
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -73,3 +73,24 @@ def lr_at(
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr
+
+
+def optimizer_step(
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    lr: float,
+    grad_clip: float,
+) -> None:
+    """End one optimizer step once its gradients are accumulated: set the learning rate, clip
+    the global gradient norm to `grad_clip` (0 = no clipping), step, and zero the gradients.
+
+    With fp16 the gradients are scaled; they are unscaled first so the clip sees the true norm,
+    and `scaler.step` skips the update when they overflowed. Elsewhere the scaler is a no-op."""
+    set_lr(optimizer, lr)
+    if grad_clip > 0:
+        scaler.unscale_(optimizer)
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        nn.utils.clip_grad_norm_(params, grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)

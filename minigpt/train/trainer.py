@@ -41,7 +41,7 @@ from minigpt.train.config import TrainConfig
 from minigpt.train.distributed import DistInfo, all_reduce_mean, any_rank
 from minigpt.train.interrupt import StopRequest
 from minigpt.train.metrics import MetricsLog
-from minigpt.train.optim import lr_at, make_adamw, set_lr
+from minigpt.train.optim import lr_at, make_adamw, optimizer_step
 from minigpt.train.perf import device_peak_flops, flops_per_token, matmul_params, mfu
 from minigpt.train.precision import (
     autocast,
@@ -200,7 +200,6 @@ class Trainer:
     def step(self) -> torch.Tensor:
         """One optimizer step over `accum` micro-batches; returns this process's mean loss
         (a device tensor: reading it would wait for the device, so only log steps do)."""
-        set_lr(self.optimizer, self.lr())
         total = torch.zeros((), device=self.device)
         for micro in range(self.accum):
             x, y = self.sampler.get_batch()
@@ -211,12 +210,7 @@ class Trainer:
                     loss = self.runner(x, y).loss / self.accum
                 self.scaler.scale(loss).backward()
             total += loss.detach()
-        if self.cfg.grad_clip > 0:
-            self.scaler.unscale_(self.optimizer)  # clip the true gradient, not the scaled one
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
+        optimizer_step(self.optimizer, self.scaler, self.lr(), self.cfg.grad_clip)
         self.iter_num += 1
         return total
 
