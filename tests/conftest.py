@@ -15,16 +15,15 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest  # noqa: E402
-import torch  # noqa: E402
+
+from tests.tiny_models import one_thread  # noqa: E402
 
 _CACHE = Path(__file__).resolve().parents[1].parent / "shared" / "tiktoken-cache"
 if _CACHE.is_dir():
     os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(_CACHE))
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+@pytest.fixture(name="one_thread")
+def one_thread_fixture():
+    with one_thread():
+        yield

@@ -10,7 +10,8 @@ import torch
 import sample
 from minigpt.data.tokenizer import Tokenizer
 from minigpt.train.trainer import Trainer
-from tests.train_fixtures import make_dataset, one_thread, tiny_config
+from tests.tiny_models import one_thread
+from tests.train.fixtures import make_dataset, tiny_train_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def checkpoint(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sample")
     with one_thread():
-        Trainer(tiny_config(tmp / "out", make_dataset(tmp / "data"), max_iters=10)).train()
+        Trainer(tiny_train_config(tmp / "out", make_dataset(tmp / "data"), max_iters=10)).train()
     return tmp / "out"
 
 

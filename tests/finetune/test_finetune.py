@@ -15,7 +15,7 @@ from minigpt.finetune.data import LengthGroupedBatches, load_splits, split_paths
 from minigpt.finetune.loop import Finetuner, evaluate
 from minigpt.settings import parse_settings
 from minigpt.train.config import TrainConfig
-from tests.tiny import tiny_config
+from tests.tiny_models import tiny_gpt_config
 
 METHODS = ["head", "top", "full", "lora", "adapter", "prefix"]
 WORDS = ["film", "plot", "cast", "score", "scene", "story"]
@@ -34,7 +34,7 @@ def toy(tmp_path_factory):
     folder with base/ (a tiny byte-level GPT) and train/val/test.jsonl."""
     root = tmp_path_factory.mktemp("toy")
     torch.manual_seed(0)
-    minigpt.GPT(tiny_config(vocab_size=256)).save_pretrained(
+    minigpt.GPT(tiny_gpt_config(vocab_size=256)).save_pretrained(
         root / "base", Tokenizer.from_name("bytes")
     )
     rows = [

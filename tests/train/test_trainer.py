@@ -15,7 +15,8 @@ from minigpt.train.metrics import read_metrics
 from minigpt.train.optim import lr_at, param_groups
 from minigpt.train.state import STATE_FILE, load_train_state
 from minigpt.train.trainer import Trainer, TrainingDiverged, ensure_dataset
-from tests.train_fixtures import make_dataset, one_thread, tiny_config
+from tests.tiny_models import one_thread
+from tests.train.fixtures import make_dataset, tiny_train_config
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -60,7 +61,7 @@ def _tiny_gpt_config():
 
 
 def test_loss_falls_and_checkpoint_round_trips(tmp_path, data_dir):
-    cfg = tiny_config(tmp_path / "out", data_dir, max_iters=60, lr_decay_iters=60,
+    cfg = tiny_train_config(tmp_path / "out", data_dir, max_iters=60, lr_decay_iters=60,
                       eval_interval=20, batch_size=16, n_embd=64, learning_rate=3e-3)  # fmt: skip
     trainer = Trainer(cfg)
     result = trainer.train()
@@ -90,9 +91,9 @@ def test_resume_is_exact(tmp_path, data_dir):
     """2N steps straight == N steps, stop, resume for N more: same loss at every logged step
     (fp32 on CPU, dropout on, so the RNG and sampler states must be restored too)."""
     common = dict(dropout=0.2, max_iters=20, lr_decay_iters=20, log_interval=2, eval_interval=5)
-    straight = tiny_config(tmp_path / "a", data_dir, **common)
+    straight = tiny_train_config(tmp_path / "a", data_dir, **common)
     Trainer(straight).train()
-    first = tiny_config(tmp_path / "b", data_dir, **{**common, "max_iters": 10})
+    first = tiny_train_config(tmp_path / "b", data_dir, **{**common, "max_iters": 10})
     Trainer(first).train()
     resumed = train.resolve_config(["--init_from=resume", f"--out_dir={tmp_path / 'b'}",
                                     "--max_iters=20"])  # fmt: skip
@@ -107,19 +108,19 @@ def test_resume_is_exact(tmp_path, data_dir):
 
 
 def test_resume_rejects_torn_checkpoint(tmp_path, data_dir):
-    cfg = tiny_config(tmp_path / "out", data_dir, max_iters=5, eval_interval=5)
+    cfg = tiny_train_config(tmp_path / "out", data_dir, max_iters=5, eval_interval=5)
     trainer = Trainer(cfg)
     trainer.train()
     trainer.step()
     trainer.model.save_pretrained(cfg.out_dir)  # a new model beside the old train state
     with pytest.raises(ValueError, match="does not belong to train_state.pt"):
-        Trainer(tiny_config(tmp_path / "out", data_dir, init_from="resume"))
+        Trainer(tiny_train_config(tmp_path / "out", data_dir, init_from="resume"))
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_signal_finishes_step_saves_and_says_how_to_resume(tmp_path, data_dir, capsys, signum):
     before = signal.getsignal(signum)
-    cfg = tiny_config(tmp_path / "out", data_dir, max_iters=1000, eval_interval=500)
+    cfg = tiny_train_config(tmp_path / "out", data_dir, max_iters=1000, eval_interval=500)
     trainer = Trainer(cfg)
     step = trainer.step
 
@@ -140,7 +141,9 @@ def test_signal_finishes_step_saves_and_says_how_to_resume(tmp_path, data_dir, c
 
 
 def test_nan_loss_stops_and_names_last_good_checkpoint(tmp_path, data_dir):
-    cfg = tiny_config(tmp_path / "out", data_dir, max_iters=30, eval_interval=10, log_interval=5)
+    cfg = tiny_train_config(
+        tmp_path / "out", data_dir, max_iters=30, eval_interval=10, log_interval=5
+    )
     trainer = Trainer(cfg)
     step = trainer.step
     trainer.step = lambda: step() * (math.nan if trainer.iter_num > 12 else 1.0)
@@ -153,8 +156,8 @@ def test_nan_loss_stops_and_names_last_good_checkpoint(tmp_path, data_dir):
 
 def test_grad_accumulation_matches_one_big_batch(tmp_path, data_dir):
     """k micro-batches of B with loss/k == one batch of k*B: the same update."""
-    big = Trainer(tiny_config(tmp_path / "a", data_dir, batch_size=8))
-    small = Trainer(tiny_config(tmp_path / "b", data_dir, batch_size=4,
+    big = Trainer(tiny_train_config(tmp_path / "a", data_dir, batch_size=8))
+    small = Trainer(tiny_train_config(tmp_path / "b", data_dir, batch_size=4,
                                 gradient_accumulation_steps=2))  # fmt: skip
     # same windows: the big sampler's 8 rows == the small sampler's two draws of 4
     x8, y8 = big.sampler.get_batch()
@@ -168,20 +171,22 @@ def test_grad_accumulation_matches_one_big_batch(tmp_path, data_dir):
 
 
 def test_bf16_autocast_step_runs_on_cpu(tmp_path, data_dir):
-    trainer = Trainer(tiny_config(tmp_path / "out", data_dir, dtype="bfloat16"))
+    trainer = Trainer(tiny_train_config(tmp_path / "out", data_dir, dtype="bfloat16"))
     assert math.isfinite(trainer.step().item())
     assert trainer.model.lm_head.weight.dtype == torch.float32  # master weights stay fp32
 
 
 def test_block_size_beyond_checkpoint_is_an_error(tmp_path, data_dir):
-    Trainer(tiny_config(tmp_path / "m", data_dir, max_iters=0)).save()
-    cfg = tiny_config(tmp_path / "out", data_dir, init_from=str(tmp_path / "m"), block_size=32)
+    Trainer(tiny_train_config(tmp_path / "m", data_dir, max_iters=0)).save()
+    cfg = tiny_train_config(
+        tmp_path / "out", data_dir, init_from=str(tmp_path / "m"), block_size=32
+    )
     with pytest.raises(ConfigError, match="--block_size=32 exceeds the model's 16"):
         Trainer(cfg)
 
 
 def test_cli_default_path_end_to_end(tmp_path, data_dir, capsys):
-    argv = [f"--{k}={v}" for k, v in asdict(tiny_config(tmp_path / "out", data_dir)).items()]
+    argv = [f"--{k}={v}" for k, v in asdict(tiny_train_config(tmp_path / "out", data_dir)).items()]
     assert train.main([*argv, "--sample_tokens=30"]) == 0
     out = capsys.readouterr().out
     assert "---- sample (30 tokens) ----" in out
@@ -192,9 +197,9 @@ def test_cli_default_path_end_to_end(tmp_path, data_dir, capsys):
 
 def test_eval_only_evaluates_and_writes_no_checkpoint(tmp_path, data_dir):
     out = tmp_path / "out"
-    Trainer(tiny_config(out, data_dir, max_iters=5, eval_interval=5)).train()
+    Trainer(tiny_train_config(out, data_dir, max_iters=5, eval_interval=5)).train()
     files = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.name != "metrics.jsonl"}
-    result = Trainer(tiny_config(out, data_dir, init_from="resume", eval_only=True)).train()
+    result = Trainer(tiny_train_config(out, data_dir, init_from="resume", eval_only=True)).train()
     assert result.iter_num == 5
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.name != "metrics.jsonl"} == files
     last = read_metrics(out)[-1]
@@ -204,7 +209,7 @@ def test_eval_only_evaluates_and_writes_no_checkpoint(tmp_path, data_dir):
 def test_missing_dataset_is_prepared_by_its_own_script(tmp_path):
     toy = tmp_path / "toy"
     toy.mkdir()
-    script = "from tests.train_fixtures import make_dataset\n\n\ndef prepare(out_dir):\n"
+    script = "from tests.train.fixtures import make_dataset\n\n\ndef prepare(out_dir):\n"
     (toy / "prepare.py").write_text(script + "    make_dataset(out_dir)\n")
     ensure_dataset(toy)
     assert {"train.bin", "val.bin", "meta.json"} <= {p.name for p in toy.iterdir()}
@@ -213,9 +218,9 @@ def test_missing_dataset_is_prepared_by_its_own_script(tmp_path):
 
 
 def test_init_from_a_checkpoint_dir_continues_from_its_weights(tmp_path, data_dir):
-    first = Trainer(tiny_config(tmp_path / "m", data_dir, max_iters=5, eval_interval=5))
+    first = Trainer(tiny_train_config(tmp_path / "m", data_dir, max_iters=5, eval_interval=5))
     first.train()
-    cfg = tiny_config(tmp_path / "ft", data_dir, init_from=str(tmp_path / "m"), n_layer=3)
+    cfg = tiny_train_config(tmp_path / "ft", data_dir, init_from=str(tmp_path / "m"), n_layer=3)
     second = Trainer(cfg)
     assert second.iter_num == 0  # a new run (fresh optimizer and schedule)...
     assert second.model.config.n_layer == 1  # ...of the checkpoint's model, not --n_layer

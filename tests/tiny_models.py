@@ -1,9 +1,15 @@
-"""Tiny configs shared by the tests: every architectural switch of the GPT family."""
+"""Tiny models shared by the tests: every architectural switch of the GPT family, and the one
+thread they run fastest on."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
 
 import minigpt
 
 
-def tiny_config(**overrides) -> minigpt.GPTConfig:
+def tiny_gpt_config(**overrides) -> minigpt.GPTConfig:
     base = dict(vocab_size=67, block_size=32, n_layer=2, n_head=4, n_embd=32)
     return minigpt.GPTConfig(**{**base, **overrides})
 
@@ -23,3 +29,15 @@ VARIANTS = {
         attn_proj_bias=False,
     ),  # fmt: skip
 }
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run tiny models on one thread: faster than two for them, and on a shared machine two
+    spinning OpenMP threads can be ten times slower."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

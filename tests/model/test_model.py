@@ -7,7 +7,7 @@ import torch
 
 import minigpt
 from minigpt.model.config import PUBLISHED_PARAMS
-from tests.tiny import VARIANTS, tiny_config
+from tests.tiny_models import VARIANTS, tiny_gpt_config
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED_PARAMS))
@@ -35,9 +35,9 @@ def test_every_preset_is_listed_and_unknown_preset_suggests():
 
 def test_bad_config_is_one_clear_line():
     with pytest.raises(ValueError, match="divisible by n_head"):
-        tiny_config(n_embd=30)
+        tiny_gpt_config(n_embd=30)
     with pytest.raises(ValueError, match="layer_types has 1 entries"):
-        tiny_config(layer_types=("global",))
+        tiny_gpt_config(layer_types=("global",))
     with pytest.raises(ValueError, match="did you mean 'n_embd'"):
         minigpt.GPTConfig.from_dict({"n_emb": 3})
 
@@ -45,7 +45,7 @@ def test_bad_config_is_one_clear_line():
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_math_and_sdpa_agree(variant):
     torch.manual_seed(0)
-    model = minigpt.GPT(tiny_config(**VARIANTS[variant])).eval()
+    model = minigpt.GPT(tiny_gpt_config(**VARIANTS[variant])).eval()
     idx = torch.randint(0, 67, (3, 32))
     with torch.no_grad():
         fused = model(idx).logits
@@ -57,7 +57,7 @@ def test_math_and_sdpa_agree(variant):
 
 def test_loss_is_mean_negative_log_likelihood_by_hand():
     torch.manual_seed(0)
-    model = minigpt.GPT(tiny_config())
+    model = minigpt.GPT(tiny_gpt_config())
     idx = torch.randint(0, 67, (2, 5))
     targets = torch.randint(0, 67, (2, 5))
     targets[0, 1] = targets[1, 4] = -100  # ignored positions drop out of sum and count
@@ -73,7 +73,7 @@ def test_loss_is_mean_negative_log_likelihood_by_hand():
 
 def test_untrained_loss_is_near_log_vocab():
     torch.manual_seed(0)
-    model = minigpt.GPT(tiny_config())
+    model = minigpt.GPT(tiny_gpt_config())
     idx, targets = torch.randint(0, 67, (2, 8, 32))
     _, loss = model(idx, targets)
     assert abs(loss.item() - math.log(67)) < 0.1
@@ -82,7 +82,7 @@ def test_untrained_loss_is_near_log_vocab():
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_every_parameter_receives_a_gradient(variant):
     torch.manual_seed(0)
-    model = minigpt.GPT(tiny_config(dropout=0.1, **VARIANTS[variant]))
+    model = minigpt.GPT(tiny_gpt_config(dropout=0.1, **VARIANTS[variant]))
     idx = torch.randint(0, 67, (2, 32))
     model(idx, idx).loss.backward()
     for name, p in model.named_parameters():
@@ -91,7 +91,7 @@ def test_every_parameter_receives_a_gradient(variant):
 
 def test_init_follows_gpt2():
     torch.manual_seed(0)
-    model = minigpt.GPT(tiny_config(n_embd=256, n_head=4, n_layer=8))
+    model = minigpt.GPT(tiny_gpt_config(n_embd=256, n_head=4, n_layer=8))
     assert model.wte.weight.std().item() == pytest.approx(0.02, rel=0.02)
     assert model.h[0].mlp.c_proj.weight.std().item() == pytest.approx(0.02 / 4.0, rel=0.05)
     assert model.h[0].attn.c_attn.bias.abs().sum() == 0
@@ -102,7 +102,7 @@ def test_init_follows_gpt2():
 @pytest.mark.parametrize("impl", ["sdpa", "math"])
 def test_autocast_keeps_loss_in_fp32(dtype, impl):
     torch.manual_seed(0)
-    model = minigpt.GPT(tiny_config(attn_impl=impl, **VARIANTS["local"]))
+    model = minigpt.GPT(tiny_gpt_config(attn_impl=impl, **VARIANTS["local"]))
     idx = torch.randint(0, 67, (2, 32))
     with torch.autocast("cpu", dtype=dtype):
         logits, loss = model(idx, idx)
@@ -114,7 +114,7 @@ def test_autocast_keeps_loss_in_fp32(dtype, impl):
 
 
 def test_bad_inputs_fail_with_clear_messages():
-    model = minigpt.GPT(tiny_config())
+    model = minigpt.GPT(tiny_gpt_config())
     with pytest.raises(ValueError, match="exceeds block_size=32; crop"):
         model(torch.zeros(1, 33, dtype=torch.long))
     with pytest.raises(ValueError, match="token id 67 is outside the vocabulary"):

@@ -13,7 +13,8 @@ from minigpt.train.config import TrainConfig
 from minigpt.train.distributed import init_distributed, shutdown
 from minigpt.train.metrics import read_metrics
 from minigpt.train.trainer import Trainer
-from tests.train_fixtures import make_dataset, one_thread, tiny_config
+from tests.tiny_models import one_thread
+from tests.train.fixtures import make_dataset, tiny_train_config
 
 
 def _free_port() -> int:
@@ -41,9 +42,9 @@ def _rank_main(rank: int, world_size: int, port: int, config: dict, weights_dir:
 def test_two_gloo_ranks_match_one_process_with_the_global_batch(tmp_path):
     data_dir = make_dataset(tmp_path / "data")
     common = dict(max_iters=8, lr_decay_iters=8, eval_interval=4, log_interval=2)
-    single = tiny_config(tmp_path / "single", data_dir, batch_size=8, **common)
+    single = tiny_train_config(tmp_path / "single", data_dir, batch_size=8, **common)
     # 2 ranks x 4 rows; accumulation 2 means one micro-batch per rank per step
-    ddp = tiny_config(tmp_path / "ddp", data_dir, batch_size=4, gradient_accumulation_steps=2,
+    ddp = tiny_train_config(tmp_path / "ddp", data_dir, batch_size=4, gradient_accumulation_steps=2,
                       **common)  # fmt: skip
     mp.spawn(_rank_main, args=(2, _free_port(), dataclasses.asdict(ddp), str(tmp_path)), nprocs=2)
     with one_thread():
@@ -68,6 +69,6 @@ def test_accumulation_must_split_evenly_over_ranks(tmp_path):
     from minigpt.settings import ConfigError
     from minigpt.train.distributed import DistInfo
 
-    cfg = tiny_config(tmp_path / "out", tmp_path / "data", gradient_accumulation_steps=3)
+    cfg = tiny_train_config(tmp_path / "out", tmp_path / "data", gradient_accumulation_steps=3)
     with pytest.raises(ConfigError, match="must be a multiple of the number of processes \\(2\\)"):
         Trainer(cfg, DistInfo(rank=0, local_rank=0, world_size=2))

@@ -5,12 +5,12 @@ import torch
 
 import minigpt
 from minigpt.model.generate import SamplingConfig, filter_logits, sample_next
-from tests.tiny import VARIANTS, tiny_config
+from tests.tiny_models import VARIANTS, tiny_gpt_config
 
 
 def _model(variant: str, **overrides) -> minigpt.GPT:
     torch.manual_seed(0)
-    cfg = tiny_config(block_size=16, **{**VARIANTS[variant], **overrides})
+    cfg = tiny_gpt_config(block_size=16, **{**VARIANTS[variant], **overrides})
     model = minigpt.GPT(cfg).eval()
     with torch.no_grad():  # sharper distributions than the init, so a wrong cache shows
         for p in model.parameters():
@@ -69,7 +69,7 @@ def test_top_k_and_top_p_filters():
 
 def test_padded_vocab_is_never_sampled():
     torch.manual_seed(0)
-    model = minigpt.GPT(tiny_config(n_vocab=3)).eval()
+    model = minigpt.GPT(tiny_gpt_config(n_vocab=3)).eval()
     with torch.no_grad():
         model.lm_head.weight[3:] += 5.0  # make padding rows the most likely
     g = torch.Generator().manual_seed(0)

@@ -15,7 +15,7 @@ from minigpt.finetune.peft import (
     merged_copy,
     unmerge_lora,
 )
-from tests.tiny import VARIANTS, tiny_config
+from tests.tiny_models import VARIANTS, tiny_gpt_config
 
 LABELS = ("neg", "pos")
 
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: no thread poo
 
 def _gpt(variant: str = "gpt2", **overrides) -> minigpt.GPT:
     torch.manual_seed(0)
-    return minigpt.GPT(tiny_config(**VARIANTS[variant], **overrides)).eval()
+    return minigpt.GPT(tiny_gpt_config(**VARIANTS[variant], **overrides)).eval()
 
 
 def _classifier(method: str, variant: str = "gpt2", **knobs) -> GPTClassifier:

@@ -17,7 +17,7 @@ from minigpt.finetune.classifier import (
 )
 from minigpt.finetune.peft import MethodConfig, lora_layers
 from minigpt.model.loss import IGNORE_INDEX
-from tests.tiny import VARIANTS, tiny_config
+from tests.tiny_models import VARIANTS, tiny_gpt_config
 
 LABELS = ("neg", "neutral", "pos")
 
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: no thread poo
 
 def _gpt(variant: str = "gpt2", **overrides) -> minigpt.GPT:
     torch.manual_seed(0)
-    cfg = tiny_config(**{**VARIANTS[variant], "vocab_size": 256, **overrides})
+    cfg = tiny_gpt_config(**{**VARIANTS[variant], "vocab_size": 256, **overrides})
     return minigpt.GPT(cfg).eval()
 
 

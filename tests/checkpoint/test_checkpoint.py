@@ -8,13 +8,13 @@ from safetensors.torch import load_file, save_file
 
 import minigpt
 from minigpt.checkpoint import CheckpointError
-from tests.tiny import VARIANTS, tiny_config
+from tests.tiny_models import VARIANTS, tiny_gpt_config
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_save_load_round_trip_is_bit_exact(tmp_path, variant):
     torch.manual_seed(0)
-    model = minigpt.GPT(tiny_config(**VARIANTS[variant]))
+    model = minigpt.GPT(tiny_gpt_config(**VARIANTS[variant]))
     model.save_pretrained(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
     back = minigpt.GPT.from_pretrained(tmp_path)
@@ -30,7 +30,7 @@ def test_save_load_round_trip_is_bit_exact(tmp_path, variant):
 
 
 def test_overrides_change_runtime_fields(tmp_path):
-    minigpt.GPT(tiny_config()).save_pretrained(tmp_path)
+    minigpt.GPT(tiny_gpt_config()).save_pretrained(tmp_path)
     back = minigpt.GPT.from_pretrained(tmp_path, attn_impl="math", dropout=0.2)
     assert back.config.attn_impl == "math" and back.config.dropout == 0.2
 
@@ -38,7 +38,7 @@ def test_overrides_change_runtime_fields(tmp_path):
 @pytest.fixture
 def saved(tmp_path):
     torch.manual_seed(0)
-    minigpt.GPT(tiny_config()).save_pretrained(tmp_path)
+    minigpt.GPT(tiny_gpt_config()).save_pretrained(tmp_path)
     return tmp_path
 
 
@@ -111,7 +111,7 @@ def test_pytorch_bin_checkpoint_loads_without_pickle(tmp_path):
 
 def test_tokenizer_travels_with_the_checkpoint(tmp_path):
     tok = minigpt.Tokenizer.char_from_text("to be or not to be")
-    model = minigpt.GPT(tiny_config(vocab_size=64, n_vocab=tok.n_vocab))
+    model = minigpt.GPT(tiny_gpt_config(vocab_size=64, n_vocab=tok.n_vocab))
     model.save_pretrained(tmp_path, tokenizer=tok)
     back = minigpt.load_tokenizer(tmp_path)
     assert back.to_spec() == tok.to_spec()

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-
-import torch
 
 from minigpt.data.prepare import prepare_documents
 from minigpt.train.config import TrainConfig
@@ -26,7 +22,7 @@ def make_dataset(directory: Path, repeats: int = 40) -> Path:
     return directory
 
 
-def tiny_config(out_dir: Path, data_dir: Path, **overrides) -> TrainConfig:
+def tiny_train_config(out_dir: Path, data_dir: Path, **overrides) -> TrainConfig:
     """A one-block model on CPU in fp32, no progress bar, no sample: the shape of every test."""
     base = TrainConfig(
         out_dir=str(out_dir), data_dir=str(data_dir), device="cpu", dtype="float32",
@@ -35,15 +31,3 @@ def tiny_config(out_dir: Path, data_dir: Path, **overrides) -> TrainConfig:
         eval_interval=10, eval_iters=2, log_interval=5, progress=False, sample_tokens=0,
     )  # fmt: skip
     return dataclasses.replace(base, **overrides)
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Run tiny models on one thread: faster than two for them, and on a shared machine two
-    spinning OpenMP threads can be ten times slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
