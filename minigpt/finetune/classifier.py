@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from minigpt.checkpoint import (
+    CONFIG_FILE,
     CheckpointError,
     check_tensors,
     load_tokenizer,
@@ -270,7 +271,7 @@ def load_classifier(
     gpt_dir = path
     if method.frozen_base:
         gpt_dir = Path(base_dir or meta["base"])
-        if not (gpt_dir / "config.json").is_file():
+        if not (gpt_dir / CONFIG_FILE).is_file():
             raise CheckpointError(
                 f"{path} holds {method.method} weights for the base checkpoint {gpt_dir}, which"
                 " is missing; restore it or pass its new location (base_dir= / --base=)"

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from minigpt.data import LabelledTextDataset
+from minigpt.data.prepare import META_FILE
 from minigpt.data.tokenizer import Tokenizer
 from minigpt.finetune.config import FinetuneConfig
 
@@ -105,7 +106,7 @@ def _names_from_meta(
 ) -> tuple[str, ...]:
     """Display names from the dataset's meta.json when its labels are class indices 0..K-1
     (movie_reviews' label5 -> "very negative" ... "very positive"); else the labels themselves."""
-    meta_file = data_dir / "meta.json"
+    meta_file = data_dir / META_FILE
     if meta_file.is_file():
         names = json.loads(meta_file.read_text(encoding="utf-8")).get("labels", {})
         names = names.get(cfg.label_column) if isinstance(names, dict) else None

@@ -32,6 +32,7 @@ from tqdm import tqdm
 from minigpt.checkpoint import WEIGHTS_FILE, CheckpointError, atomic_write, load_tokenizer
 from minigpt.data import TokenSampler, check_tokenizer, load_meta
 from minigpt.data.corpus import sha256_file
+from minigpt.data.prepare import META_FILE
 from minigpt.data.tokenizer import Tokenizer
 from minigpt.model.config import GPTConfig
 from minigpt.model.gpt import GPT
@@ -74,12 +75,12 @@ class TrainResult:
 
 def ensure_dataset(data_dir: Path) -> None:
     """Run data_dir/prepare.py's `prepare(out_dir=data_dir)` if the dataset is not there yet."""
-    if (data_dir / "meta.json").is_file():
+    if (data_dir / META_FILE).is_file():
         return
     script = data_dir / "prepare.py"
     if not script.is_file():
         raise FileNotFoundError(
-            f"{data_dir}/meta.json not found and there is no {script} to make it"
+            f"{data_dir / META_FILE} not found and there is no {script} to make it"
         )
     spec = importlib.util.spec_from_file_location(f"prepare_{data_dir.name}", script)
     module = importlib.util.module_from_spec(spec)
