@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from minigpt.data.objectives import OBJECTIVES
 from minigpt.settings import ConfigError, help_text, parse_settings, setting
 
 
@@ -42,6 +43,13 @@ class TrainConfig:
     dropout: float = setting(0.0, "dropout probability (also applied to a loaded checkpoint)")
     bias: bool = setting(False, "bias in Linear layers and LayerNorms")
     attn_impl: str = setting("sdpa", "attention kernel: fused or explicit", ("sdpa", "math"))
+    objective: str = setting(
+        "causal",
+        "pre-training objective and its attention: causal (GPT), prefix_lm (prefix LM), span (T5"
+        " span corruption, prefix attention), mlm (BERT masked LM, bidirectional). Perplexity is"
+        " printed for causal and prefix_lm only, whose loss is the NLL of text continuing text",
+        OBJECTIVES,
+    )
     # ---- optimisation ----------------------------------------------------------------------------
     batch_size: int = setting(12, "sequences per micro-batch per process")
     gradient_accumulation_steps: int = setting(
