@@ -54,9 +54,9 @@ BASELINE = "none"  # the row without pre-training
 # (model, pre-training, fine-tuning) settings of the two modes
 # (finetune_texts: N evenly spaced train-split texts, None = all 8,480). The full run is sized
 # for two shared CPU cores: a 2-layer, 64-wide model (about 0.1M parameters outside the
-# embeddings) reading 1M characters of pre-training text per objective.
-FULL = dict(n_layer=2, n_head=4, n_embd=64, block_size=128, batch_size=16, max_iters=500,
-            learning_rate=2e-3, epochs=2, finetune_texts=3000)  # fmt: skip
+# embeddings) reading 0.6M characters of pre-training text per objective.
+FULL = dict(n_layer=2, n_head=4, n_embd=64, block_size=128, batch_size=16, max_iters=300,
+            learning_rate=2e-3, epochs=2, finetune_texts=2000)  # fmt: skip
 QUICK = dict(n_layer=1, n_head=2, n_embd=32, block_size=64, batch_size=8, max_iters=30,
              learning_rate=2e-3, epochs=1, finetune_texts=1000)  # fmt: skip
 
@@ -124,7 +124,7 @@ def training_texts(out_dir: Path, n_texts: int | None) -> Path:
     if n_texts is None:
         return REVIEWS / "train.jsonl"
     rows = (REVIEWS / "train.jsonl").read_text(encoding="utf-8").splitlines()
-    rows = rows[:: max(len(rows) // n_texts, 1)][:n_texts]
+    rows = [rows[i * len(rows) // n_texts] for i in range(min(n_texts, len(rows)))]
     path = out_dir / f"train-{n_texts}.jsonl"
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     return path
