@@ -3,6 +3,7 @@ and bench/objectives.py --quick end to end."""
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -86,6 +87,7 @@ def test_train_py_resumes_an_mlm_run_exactly_in_a_subprocess(tmp_path, data_dir)
         [sys.executable, "train.py", "--init_from=resume", f"--out_dir={tmp_path / 'b'}",
          "--max_iters=20"],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},  # as this process: the same float sums
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "mlm train loss" in done.stdout and "ppl" not in done.stdout
@@ -106,7 +108,7 @@ def test_help_says_where_perplexity_means_something(capsys):
 
 def _toy_task(root: Path) -> Path:
     """A separable 2-class task in the training verse's characters."""
-    verdicts = (("day", "pos"), ("may", "neg"))
+    verdicts = (("day", "pos"), ("buds", "neg"))
     rows = [
         {"text": f"thou art {w} {v}", "sentiment": label}
         for w in ("more", "too", "all")
@@ -131,7 +133,7 @@ def test_every_objective_fine_tunes_into_a_classifier_that_saves_and_loads(
     assert metrics["test"]["accuracy"] == 1.0
     model, tokenizer = load_classifier(tmp_path / "clf")
     assert model.gpt.config.attention == ATTENTION[objective]
-    probs = model.predict_proba(["thou art too day", "thou art all may"], tokenizer)
+    probs = model.predict_proba(["thou art too day", "thou art all buds"], tokenizer)
     assert probs.argmax(-1).tolist() == [model.labels.index("pos"), model.labels.index("neg")]
 
 
