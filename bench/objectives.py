@@ -56,7 +56,7 @@ BASELINE = "none"  # the row without pre-training
 # for two shared CPU cores: a 2-layer, 64-wide model (about 0.1M parameters outside the
 # embeddings) reading 0.6M characters of pre-training text per objective.
 FULL = dict(n_layer=2, n_head=4, n_embd=64, block_size=128, batch_size=16, max_iters=300,
-            learning_rate=2e-3, epochs=2, finetune_texts=2000)  # fmt: skip
+            learning_rate=2e-3, epochs=1, finetune_texts=2500)  # fmt: skip
 QUICK = dict(n_layer=1, n_head=2, n_embd=32, block_size=64, batch_size=8, max_iters=30,
              learning_rate=2e-3, epochs=1, finetune_texts=1000)  # fmt: skip
 
