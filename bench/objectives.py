@@ -1,6 +1,7 @@
 """GPT, BERT and T5 objectives compared on one decoder: same data, tokenizer, size and tokens.
 
-    python bench/objectives.py [--quick] [--seeds=3] [--out_dir=out-bench-objectives]
+    python bench/objectives.py [--quick] [--seeds=3] [--max_iters=N] [--finetune_texts=N]
+                               [--out_dir=out-bench-objectives]
 
 1. Pre-training text: the train-split movie-review snippets plus the unlabelled amazon, NYT and
    tweet snippets of the same archive (data/movie_reviews); never a val or test snippet. A
@@ -204,9 +205,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=None, help="seeds per row (3; quick: 1)")
     parser.add_argument("--out_dir", default="out-bench-objectives")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: auto)")
+    parser.add_argument("--max_iters", type=int, help="pre-training steps (a smaller budget)")
+    parser.add_argument("--finetune_texts", type=int, help="train-split texts to fine-tune on")
     args = parser.parse_args()
     torch.set_num_threads(finetune.cpu_threads(args.threads))  # 1 when the cores are busy
-    settings = QUICK if args.quick else FULL
+    settings = dict(QUICK if args.quick else FULL)
+    for key in ("max_iters", "finetune_texts"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
     seeds = args.seeds or (1 if args.quick else 3)
     out_dir = Path(args.out_dir)
     start = time.perf_counter()
