@@ -12,7 +12,8 @@ Parallel (GPT-J), both branches read one LayerNorm output:
 
     h' = h + Attn(LN_1(h)) + MLP(LN_1(h))
 
-with MLP(u) = GELU_tanh(u W_fc + b_fc) W_proj + b_proj.
+with MLP(u) = GELU_tanh(u W_fc + b_fc) W_proj + b_proj. Which tokens Attn lets each position see
+(causal, bidirectional, or a per-row prefix) is config.attention: see attention.py.
 """
 
 from __future__ import annotations
