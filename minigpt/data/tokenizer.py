@@ -22,6 +22,12 @@ Three kinds:
 `eot_id` is the end-of-text id that separates documents, or None for tokenizers that have none
 (char, bytes). Special tokens are never produced from plain text: "<|endoftext|>" inside a
 document is encoded as the ordinary characters it is made of, unless `allowed_special` asks for it.
+
+Objective tokens (BERT's "[MASK]", T5's sentinels "<extra_id_0>".."<extra_id_99>") are no text at
+all: `add_special_tokens` gives them the ids n_vocab, n_vocab + 1, ..., the padding rows of the
+embedding first (50257 -> 50304 leaves 47 for GPT-2) and more rows past them when needed, so they
+never take a real token's id. Text never encodes to them, and the spec records their names so a
+checkpoint reloads with the same ids.
 """
 
 from __future__ import annotations
@@ -58,6 +64,7 @@ class Tokenizer(ABC):
     name: str
     n_vocab: int
     eot_id: int | None = None
+    special_tokens: tuple[str, ...] = ()  # objective tokens; special_tokens[k] has id n_vocab + k
 
     # ---- construction -------------------------------------------------------------------
     @staticmethod
@@ -91,6 +98,7 @@ class Tokenizer(ABC):
                 f"tokenizer spec says {spec['name']} has n_vocab={spec['n_vocab']}, but it builds"
                 f" {tok.n_vocab}; the saved ids would not mean the same text"
             )
+        tok.add_special_tokens(spec.get("special_tokens", ()))
         return tok
 
     @staticmethod
@@ -105,9 +113,29 @@ class Tokenizer(ABC):
         return Tokenizer.from_spec(json.loads(path.read_text(encoding="utf-8")))
 
     # ---- the shared API -----------------------------------------------------------------
-    @abstractmethod
     def to_spec(self) -> dict[str, Any]:
         """A JSON-serialisable description that `from_spec` turns back into this tokenizer."""
+        spec = self._kind_spec()
+        if self.special_tokens:
+            spec["special_tokens"] = list(self.special_tokens)
+        return spec
+
+    @abstractmethod
+    def _kind_spec(self) -> dict[str, Any]:
+        """The spec of the plain tokenizer, without special tokens."""
+
+    def add_special_tokens(self, names: Iterable[str]) -> list[int]:
+        """Give each name not yet known the next id after the vocabulary; return all their ids."""
+        new = [n for n in dict.fromkeys(names) if n not in self.special_tokens]
+        self.special_tokens = (*self.special_tokens, *new)
+        return [self.special_id(n) for n in names]
+
+    def special_id(self, name: str) -> int:
+        """The id of a special token added with `add_special_tokens`."""
+        if name not in self.special_tokens:
+            known = list(self.special_tokens) or "none"
+            raise ValueError(f"tokenizer has no special token {name!r} (it has {known})")
+        return self.n_vocab + self.special_tokens.index(name)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the spec as JSON to `path` (a file, or a directory that gets `TOKENIZER_FILE`)."""
@@ -138,13 +166,14 @@ class Tokenizer(ABC):
         return [*self.encode(text), self.eot_id]
 
     def padded_vocab_size(self, multiple: int = 64) -> int:
-        """`n_vocab` rounded up to a multiple of `multiple`, for the embedding/LM-head size.
+        """`n_vocab` plus the special tokens, rounded up to a multiple of `multiple`, for the
+        embedding/LM-head size.
 
         Matrix shapes that are multiples of 64 map onto GPU tiles without ragged edges; nanoGPT
-        measured about 25% faster training for 50257 -> 50304. The extra rows are never targets,
-        and sampling must mask logits at ids >= n_vocab.
+        measured about 25% faster training for 50257 -> 50304. The extra rows are never text
+        targets, and sampling must mask logits at ids >= n_vocab.
         """
-        return -(-self.n_vocab // multiple) * multiple
+        return -(-(self.n_vocab + len(self.special_tokens)) // multiple) * multiple
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, n_vocab={self.n_vocab})"
@@ -170,7 +199,7 @@ class BPETokenizer(Tokenizer):
         self.n_vocab = self.encoding.n_vocab
         self.eot_id = self.encoding.eot_token
 
-    def to_spec(self) -> dict[str, Any]:
+    def _kind_spec(self) -> dict[str, Any]:
         return {"kind": "bpe", "name": self.name, "n_vocab": self.n_vocab, "eot_id": self.eot_id}
 
     def encode(self, text: str, *, allowed_special: Special = ()) -> list[int]:
@@ -200,7 +229,7 @@ class CharTokenizer(Tokenizer):
         self.n_vocab = len(chars) + 1
         self._ids = {c: i for i, c in enumerate(chars)}
 
-    def to_spec(self) -> dict[str, Any]:
+    def _kind_spec(self) -> dict[str, Any]:
         return {"kind": "char", "name": "char", "n_vocab": self.n_vocab, "chars": self.chars}
 
     def encode(self, text: str, *, allowed_special: Special = ()) -> list[int]:
@@ -219,7 +248,7 @@ class ByteTokenizer(Tokenizer):
     name = "bytes"
     n_vocab = 256
 
-    def to_spec(self) -> dict[str, Any]:
+    def _kind_spec(self) -> dict[str, Any]:
         return {"kind": "bytes", "name": "bytes", "n_vocab": 256}
 
     def encode(self, text: str, *, allowed_special: Special = ()) -> list[int]:

@@ -1,10 +1,18 @@
 """Head-swap sequence classification on top of any GPT (GPT-1 section 3.2, GPT-2's convention).
 
-A text x_1..x_m goes through the transformer; its feature is the final-norm hidden state of the
-last real token, h_m = LayerNorm(h_L)[m] (the only position that has seen the whole text). A new
-linear head replaces the LM head:
+A text x_1..x_m goes through the transformer; its feature f pools the final-norm hidden states
+h_i = LayerNorm(h_L)[i] in the way the model's attention allows:
 
-    P(y | x_1..x_m) = softmax(h_m W_y + b_y)          W_y: (C x K) for K labels
+    causal, prefix   f = h_m                        the last real token (the only position of a
+                                                    causal model that has seen the whole text; a
+                                                    prefix model reads the whole text as prefix)
+    bidirectional    f = (1/m) sum_{i<=m} h_i       mean pooling: every position saw the whole
+                                                    text (it beat a prepended classification
+                                                    token on the movie-review task: see README)
+
+A new linear head replaces the LM head:
+
+    P(y | x_1..x_m) = softmax(f W_y + b_y)            W_y: (C x K) for K labels
     L2 = -sum_(x, y) log P(y | x_1..x_m)              the classification loss
 
 GPT-1 also keeps language modelling as an auxiliary objective on the same texts, through the LM
@@ -15,6 +23,7 @@ head that is kept alongside:
 Batches are right-padded: row b holds its tokens at [0, lengths[b]). Causal attention already
 stops every real token from seeing the padding after it, so no padding mask is needed and the
 fused SDPA kernel stays on its `is_causal` path; the pad positions compute values nobody reads.
+Bidirectional and prefix models get `lengths` so their real tokens never see the padding.
 """
 
 from __future__ import annotations
@@ -109,10 +118,20 @@ class GPTClassifier(nn.Module):
     def num_labels(self) -> int:
         return len(self.labels)
 
-    def hidden_states(self, input_ids: torch.Tensor) -> torch.Tensor:
+    def hidden_states(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Final-norm hidden states (B, T, C), after the learned prefixes if there are any."""
         cache = None if self.prefix is None else self.prefix.new_cache(self.gpt, len(input_ids))
-        return self.gpt.hidden_states(input_ids, cache)
+        mode = self.gpt.config.attention
+        prefix_len = lengths if mode == "prefix" else None  # the text is the prefix
+        return self.gpt.hidden_states(input_ids, cache, prefix_len, lengths)
+
+    def pool(self, h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The feature f (B, C) of each text from its hidden states h (B, T, C)."""
+        if self.gpt.config.attention == "bidirectional":
+            real = torch.arange(h.size(1), device=h.device) < lengths[:, None]  # (B, T)
+            return (h * real[..., None]).sum(1) / lengths[:, None].to(h.dtype)
+        rows = torch.arange(len(h), device=h.device)
+        return h[rows, lengths - 1]  # h_m of each text
 
     def forward(
         self,
@@ -124,14 +143,18 @@ class GPTClassifier(nn.Module):
         """input_ids (B, T) right-padded, lengths (B,) real tokens per row, labels (B,) class
         indices -> ClassifierOutput with logits (B, K)."""
         _check_lengths(lengths, input_ids.size(1))
-        h = self.hidden_states(input_ids)  # (B, T, C)
-        rows = torch.arange(len(input_ids), device=h.device)
-        pooled = h[rows, lengths.to(h.device) - 1]  # (B, C): h_m of each text
-        logits = self.head(pooled)  # (B, K)
+        lengths = lengths.to(input_ids.device)
+        h = self.hidden_states(input_ids, lengths)  # (B, T, C)
+        logits = self.head(self.pool(h, lengths))  # (B, K)
         if labels is None:
             return ClassifierOutput(logits, None, None)
         loss = F.cross_entropy(logits.float(), labels.to(logits.device))  # L2, mean over batch
         aux = None
+        if aux_lm_weight and self.gpt.config.attention != "causal":
+            raise ValueError(
+                f"the auxiliary LM loss needs a causal model, but this one's attention is"
+                f" {self.gpt.config.attention!r}; fine-tune it with --aux_lm_weight=0"
+            )
         if aux_lm_weight:
             aux = lm_loss(self.gpt.lm_head(h), next_token_targets(input_ids, lengths))  # L1
             loss = loss + aux_lm_weight * aux  # L3

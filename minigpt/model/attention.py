@@ -1,15 +1,30 @@
-"""Causal self-attention, written out, with rotary embeddings, banded layers and a KV cache.
+"""Self-attention, written out: causal, bidirectional or prefix visibility, rotary embeddings,
+banded layers, padding and a KV cache.
 
 For one head with queries Q (T x D), keys K (S x D) and values V (S x D):
 
     scores = Q K^T * scale                      scale = 1/sqrt(D), or 1 for GPT-Neo
-    scores[i, j] = -inf  where key j is not allowed for query i
+    scores[i, j] = -inf  where key j is not visible to query i
     A = softmax(scores, dim=-1)                 (computed in fp32)
     Y = A V
 
-Query i sits at absolute position p_i = i + (S - T): with a KV cache the S keys include the S - T
-earlier tokens. Key j is allowed when it is not in the future, j <= p_i, and, in a "local"
-(banded) layer, when it is one of the last `window_size` keys, j > p_i - window_size.
+Query i sits at absolute position p_i = i + o with offset o = S - T: with a KV cache the S keys
+include the o earlier tokens. Key j is visible to query i of batch row b when
+
+    visible[b, i, j] = (j <= p_i  or  j < o + P_b)          causal part, or inside the prefix
+                       and |p_i - j| < W                     banded ("local") layers only
+                       and (j < o + L_b  or  j == p_i)       padding hidden (non-causal modes)
+
+with P_b = prefix_len[b] the row's prefix (the attention modes of GPTConfig):
+
+    causal         P_b = 0       each token sees itself and the past (GPT)
+    bidirectional  P_b = T       every token sees every token (BERT)
+    prefix         P_b given     the first P_b tokens see each other; later ones see the prefix
+                                 and the earlier tokens (T5's prefix LM)
+
+W = window_size, and L_b = lengths[b] the real tokens of a right-padded row. Causal attention
+needs no padding mask (no real token sees a later one); in the other modes a real query must not
+see the padding, and a padding query keeps its own key so no row of A is empty.
 
 Heads run in parallel as a batch dimension: tensors are (B, H, T, D); the output of all heads is
 concatenated back to (B, T, C) and mixed by the output projection.
@@ -26,16 +41,29 @@ from torch import nn
 from minigpt.model.config import GPTConfig
 
 
-def allowed_keys(
-    n_query: int, n_key: int, window: int | None, device: torch.device | None = None
+def visible_keys(
+    n_query: int,
+    n_key: int,
+    window: int | None = None,
+    prefix_len: torch.Tensor | None = None,
+    lengths: torch.Tensor | None = None,
+    device: torch.device | None = None,
 ) -> torch.Tensor:
-    """Boolean (T, S) mask: True where query i may attend to key j (bottom-right aligned)."""
-    query_pos = torch.arange(n_key - n_query, n_key, device=device)[:, None]  # p_i, (T, 1)
+    """Boolean mask of the module docstring, True where query i sees key j: (T, S), or
+    (B, 1, T, S) when prefix_len P or lengths L (each (B,) or (1,)) are given. None for P means
+    P_b = 0 (causal); None for L means no padding."""
+    offset = n_key - n_query  # o: keys already in the cache
+    query_pos = torch.arange(offset, n_key, device=device)[:, None]  # p_i, (T, 1)
     key_pos = torch.arange(n_key, device=device)[None, :]  # j, (1, S)
-    allowed = key_pos <= query_pos
+    visible = key_pos <= query_pos  # (T, S)
+    if prefix_len is not None:
+        visible = visible | (key_pos < offset + prefix_len.view(-1, 1, 1, 1))  # (B, 1, T, S)
     if window is not None:
-        allowed &= key_pos > query_pos - window
-    return allowed
+        visible = visible & ((query_pos - key_pos).abs() < window)
+    if lengths is not None:
+        real = key_pos < offset + lengths.view(-1, 1, 1, 1)
+        visible = visible & (real | (key_pos == query_pos))
+    return visible
 
 
 class Rotary(nn.Module):
@@ -121,8 +149,9 @@ class KVCache:
         self.length += n_tokens
 
 
-class CausalSelfAttention(nn.Module):
-    """Multi-head causal self-attention with a choice of implementation ("math" or "sdpa")."""
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with the config's visibility (causal, bidirectional or prefix)
+    and a choice of implementation ("math" or "sdpa")."""
 
     def __init__(self, config: GPTConfig, layer: int) -> None:
         super().__init__()
@@ -137,11 +166,19 @@ class CausalSelfAttention(nn.Module):
         self.n_head = config.n_head
         self.scale = 1.0 / math.sqrt(config.head_dim) if config.scale_attn else 1.0
         self.window = config.window_size if config.layer_type(layer) == "local" else None
+        self.mode = config.attention
         self.impl = config.attn_impl
 
     def forward(
-        self, x: torch.Tensor, rotary: Rotary | None = None, cache: KVCache | None = None
+        self,
+        x: torch.Tensor,
+        rotary: Rotary | None = None,
+        cache: KVCache | None = None,
+        prefix_len: torch.Tensor | None = None,
+        lengths: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """x (B, T, C); prefix_len (B,) only for prefix models; lengths (B,) real tokens of
+        right-padded rows (used by the non-causal modes) -> (B, T, C)."""
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         # (B, T, C) -> (B, H, T, D): each head attends independently
@@ -151,33 +188,55 @@ class CausalSelfAttention(nn.Module):
             q, k = rotary(q, start), rotary(k, start)
         if cache is not None:
             k, v = cache.update(self.layer, k, v)  # (B, H, S, D) with S = stored + T
+        if self.mode == "bidirectional":
+            prefix_len = torch.full((1,), T, device=x.device)  # P_b = T: the whole call
+        if self.mode == "causal":
+            lengths = None  # no real token sees the padding after it anyway
         attend = self._attend_math if self.impl == "math" else self._attend_sdpa
-        y = attend(q, k, v)  # (B, H, T, D)
+        y = attend(q, k, v, prefix_len, lengths)  # (B, H, T, D)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble heads side by side
         return self.resid_dropout(self.c_proj(y))
 
-    def _attend_math(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    def _attend_math(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        prefix_len: torch.Tensor | None,
+        lengths: torch.Tensor | None,
+    ) -> torch.Tensor:
         """The equations of the module docstring, one line each."""
         T, S = q.size(2), k.size(2)
         scores = (q @ k.transpose(-2, -1)).float() * self.scale  # (B, H, T, S), fp32
-        mask = allowed_keys(T, S, self.window, q.device)
+        mask = visible_keys(T, S, self.window, prefix_len, lengths, q.device)
         scores = scores.masked_fill(~mask, float("-inf"))
         att = F.softmax(scores, dim=-1).to(v.dtype)
         att = F.dropout(att, p=self.dropout, training=self.training)
         return att @ v
 
-    def _attend_sdpa(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """Fused kernel. `is_causal=True` aligns the mask top-left, which is right only when the
-        queries are all the keys (T == S); otherwise pass the bottom-right aligned mask, or none
-        when a single query may see every key."""
+    def _attend_sdpa(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        prefix_len: torch.Tensor | None,
+        lengths: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Fused kernel, given no mask where none is needed (the fastest kernels need none).
+        `is_causal=True` aligns the mask top-left, which is right only when the queries are all
+        the keys (T == S); otherwise pass the bottom-right aligned mask."""
         T, S = q.size(2), k.size(2)
         dropout = self.dropout if self.training else 0.0
         banded = self.window is not None and self.window < S
-        if not banded and T == S:
+        plain = not banded and lengths is None
+        if plain and prefix_len is None and T == S:  # causal (a prefix model without a prefix)
             return F.scaled_dot_product_attention(
                 q, k, v, dropout_p=dropout, is_causal=True, scale=self.scale
             )
-        mask = None if (not banded and T == 1) else allowed_keys(T, S, self.window, q.device)
+        sees_all = self.mode == "bidirectional" or T == 1  # one new token sees every stored key
+        mask = None
+        if not (plain and sees_all):
+            mask = visible_keys(T, S, self.window, prefix_len, lengths, q.device)
         return F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=dropout, scale=self.scale
         )

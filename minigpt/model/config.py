@@ -7,10 +7,14 @@ heads of size ``n_embd / n_head``. The family differs in a handful of switches, 
   the first ``rotary_dim`` channels of every head (GPT-J);
 - block wiring: sequential residual ``x + attn(ln1(x))`` then ``x + mlp(ln2(x))``, or GPT-J's
   parallel residual ``x + attn(ln(x)) + mlp(ln(x))``;
-- attention layout per layer: ``"global"`` (dense causal) or ``"local"`` (causal and banded: a
-  query sees only the last ``window_size`` keys). GPT-3 alternates the two; GPT-Neo does so with a
-  window of 256;
+- attention layout per layer: ``"global"`` (dense) or ``"local"`` (banded: a causal query sees
+  only the last ``window_size`` keys). GPT-3 alternates the two; GPT-Neo does so with a window of
+  256;
 - attention scale 1/sqrt(d_head), or none (GPT-Neo);
+- attention visibility (T5 paper, section 3.2): ``"causal"`` (GPT: token i sees tokens j <= i),
+  ``"bidirectional"`` (BERT: every token sees every token) or ``"prefix"`` (prefix LM: the first
+  P tokens of a row see each other, later ones see the prefix and the past; P is given per row to
+  ``forward``). A ``"local"`` layer bands every mode to ``|i - j| < window_size``;
 - LM head tied to the token embedding or separate, optionally with a bias (GPT-J).
 """
 
@@ -23,6 +27,7 @@ from typing import Any
 
 from minigpt.model.errors import ConfigError, require
 
+ATTENTION_MODES = ("causal", "bidirectional", "prefix")
 ATTN_IMPLS = ("sdpa", "math")
 LAYER_TYPES = ("global", "local")
 POSITION_TYPES = ("learned", "rotary")
@@ -54,6 +59,7 @@ class GPTConfig:
     lm_head_bias: bool = False
     layer_norm_eps: float = 1e-5
     attn_impl: str = "sdpa"  # "sdpa" (fused kernel) or "math" (explicit, for reading)
+    attention: str = "causal"  # visibility: "causal", "bidirectional" or "prefix"
 
     def __post_init__(self) -> None:
         if self.layer_types is not None:
@@ -96,6 +102,10 @@ class GPTConfig:
         require(
             self.attn_impl in ATTN_IMPLS,
             f"GPTConfig: attn_impl={self.attn_impl!r} must be one of {ATTN_IMPLS}",
+        )
+        require(
+            self.attention in ATTENTION_MODES,
+            f"GPTConfig: attention={self.attention!r} must be one of {ATTENTION_MODES}",
         )
         require(
             self.position in POSITION_TYPES,

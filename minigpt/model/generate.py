@@ -10,6 +10,13 @@ With a cache, the prompt is run once (prefill) and its keys/values stored; every
 only the newest token. Once the context fills `block_size`, the window slides: the cache is
 rebuilt from the last `block_size` tokens each step, which is exactly what uncached generation
 computes, so both give the same tokens.
+
+A prefix model (attention="prefix") reads the prompt as its prefix: the n_prompt prompt tokens see
+each other, every generated token sees the prompt and the tokens before it. Prompt positions never
+see a generated token, so their cached keys stay exact. Once the window slides, the prefix is what
+is left of the prompt in the window, P = max(0, n_prompt - (n_context - block_size)), in both the
+cached and the uncached path. A bidirectional model has no next-token distribution (every
+position sees the future) and refuses to generate.
 """
 
 from __future__ import annotations
@@ -59,7 +66,12 @@ class Decoder(Protocol):
     config: GPTConfig
     lm_head: nn.Module
 
-    def hidden_states(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor: ...
+    def hidden_states(
+        self,
+        idx: torch.Tensor,
+        cache: KVCache | None = None,
+        prefix_len: torch.Tensor | None = None,
+    ) -> torch.Tensor: ...
 
     def new_cache(self) -> KVCache: ...
 
@@ -93,16 +105,22 @@ def sample_next(
     return torch.multinomial(probs, num_samples=1, generator=generator)
 
 
-def _next_logits(model: Decoder, context: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
+def _next_logits(
+    model: Decoder, context: torch.Tensor, cache: KVCache | None, n_prompt: int
+) -> torch.Tensor:
     """Logits (B, V) for the token after `context`, feeding the cache only what it lacks."""
     block_size = model.config.block_size
+    prefix_len = None
     if cache is None or cache.position == 0 or cache.position >= block_size:
         if cache is not None:
             cache.reset()
         window = context[:, -block_size:]  # slide once the context outgrows the model
+        if model.config.attention == "prefix":
+            shift = context.size(1) - window.size(1)  # tokens that slid out of the window
+            prefix_len = torch.full((len(window),), max(0, n_prompt - shift), device=window.device)
     else:
         window = context[:, -1:]
-    hidden = model.hidden_states(window, cache)[:, -1, :]  # (B, C)
+    hidden = model.hidden_states(window, cache, prefix_len)[:, -1, :]  # (B, C)
     return model.lm_head(hidden)
 
 
@@ -118,6 +136,11 @@ def stream_tokens(
     the stream stops early when every row has. `cache` may carry learned prefixes."""
     if idx.dim() != 2 or idx.size(1) == 0:
         raise ValueError(f"idx must be a non-empty (batch, time) tensor, got {tuple(idx.shape)}")
+    if model.config.attention == "bidirectional":
+        raise ValueError(
+            "a bidirectional model cannot generate: every position sees the future, so it has no"
+            " next-token distribution (fine-tune or score it instead)"
+        )
     if sampling.use_cache and cache is None:
         cache = model.new_cache()
     elif not sampling.use_cache:
@@ -126,7 +149,7 @@ def stream_tokens(
     finished = torch.zeros(idx.size(0), 1, dtype=torch.bool, device=idx.device)
     context = idx
     for _ in range(sampling.max_new_tokens):
-        logits = _next_logits(model, context, cache)
+        logits = _next_logits(model, context, cache, idx.size(1))
         if n_vocab is not None:
             logits[:, n_vocab:] = float("-inf")  # padded vocab rows are never sampled
         token = sample_next(logits, sampling, generator)

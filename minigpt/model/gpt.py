@@ -12,7 +12,8 @@ Parallel (GPT-J), both branches read one LayerNorm output:
 
     h' = h + Attn(LN_1(h)) + MLP(LN_1(h))
 
-with MLP(u) = GELU_tanh(u W_fc + b_fc) W_proj + b_proj.
+with MLP(u) = GELU_tanh(u W_fc + b_fc) W_proj + b_proj. Which tokens Attn lets each position see
+(causal, bidirectional, or a per-row prefix) is config.attention: see attention.py.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minigpt.model.attention import CausalSelfAttention, KVCache, Rotary
+from minigpt.model.attention import KVCache, Rotary, SelfAttention
 from minigpt.model.config import GPTConfig
 from minigpt.model.generate import SamplingConfig, generate, stream_tokens
 from minigpt.model.loss import lm_loss
@@ -53,17 +54,22 @@ class Block(nn.Module):
         eps, bias = config.layer_norm_eps, config.bias
         self.parallel = config.parallel_residual
         self.ln_1 = nn.LayerNorm(config.n_embd, eps=eps, bias=bias)
-        self.attn = CausalSelfAttention(config, layer)
+        self.attn = SelfAttention(config, layer)
         self.ln_2 = None if self.parallel else nn.LayerNorm(config.n_embd, eps=eps, bias=bias)
         self.mlp = MLP(config)
 
     def forward(
-        self, x: torch.Tensor, rotary: Rotary | None = None, cache: KVCache | None = None
+        self,
+        x: torch.Tensor,
+        rotary: Rotary | None = None,
+        cache: KVCache | None = None,
+        prefix_len: torch.Tensor | None = None,
+        lengths: torch.Tensor | None = None,
     ) -> torch.Tensor:
         if self.parallel:
             h = self.ln_1(x)
-            return x + self.attn(h, rotary, cache) + self.mlp(h)
-        x = x + self.attn(self.ln_1(x), rotary, cache)
+            return x + self.attn(h, rotary, cache, prefix_len, lengths) + self.mlp(h)
+        x = x + self.attn(self.ln_1(x), rotary, cache, prefix_len, lengths)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -126,17 +132,27 @@ class GPT(nn.Module):
 
     # ---- forward ------------------------------------------------------------------------------
 
-    def hidden_states(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
-        """Final-norm hidden states (B, T, C) for token ids idx (B, T)."""
+    def hidden_states(
+        self,
+        idx: torch.Tensor,
+        cache: KVCache | None = None,
+        prefix_len: torch.Tensor | None = None,
+        lengths: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Final-norm hidden states (B, T, C) for token ids idx (B, T). A prefix model takes
+        prefix_len (B,): row b's first prefix_len[b] tokens of idx form its prefix (None: no
+        prefix, causal). lengths (B,): real tokens of right-padded rows, so that the padding
+        stays invisible in the non-causal modes."""
         start = cache.position if cache is not None else 0
         self._check_input(idx, start)
+        self._check_visibility(idx, prefix_len, lengths)
         T = idx.size(1)
         x = self.wte(idx)  # (B, T, C)
         if self.wpe is not None:
             x = x + self.wpe(torch.arange(start, start + T, device=idx.device))
         x = self.drop(x)
         for block in self.h:
-            x = block(x, self.rotary, cache)
+            x = block(x, self.rotary, cache, prefix_len, lengths)
         if cache is not None:
             cache.advance(T)
         return self.ln_f(x)
@@ -146,9 +162,12 @@ class GPT(nn.Module):
         idx: torch.Tensor,
         targets: torch.Tensor | None = None,
         cache: KVCache | None = None,
+        prefix_len: torch.Tensor | None = None,
+        lengths: torch.Tensor | None = None,
     ) -> GPTOutput:
-        """idx (B, T) token ids; targets (B, T) next-token ids or -100 -> GPTOutput."""
-        logits = self.lm_head(self.hidden_states(idx, cache))  # (B, T, vocab_size)
+        """idx (B, T) token ids; targets (B, T) the ids to predict at each position (the next
+        token for causal LM) or -100 -> GPTOutput. prefix_len, lengths: see hidden_states."""
+        logits = self.lm_head(self.hidden_states(idx, cache, prefix_len, lengths))  # (B, T, V)
         loss = None if targets is None else lm_loss(logits, targets)
         return GPTOutput(logits, loss)
 
@@ -176,6 +195,28 @@ class GPT(nn.Module):
                     f"token id {bad} is outside the vocabulary [0, {self.config.vocab_size}); "
                     "check that the tokenizer matches the model"
                 )
+
+    def _check_visibility(
+        self, idx: torch.Tensor, prefix_len: torch.Tensor | None, lengths: torch.Tensor | None
+    ) -> None:
+        mode = self.config.attention
+        if prefix_len is not None and mode != "prefix":
+            raise ValueError(
+                f"prefix_len was given but this model's attention is {mode!r}; "
+                "only a model built with attention='prefix' takes a prefix"
+            )
+        B, T = idx.shape
+        for name, value, low in (("prefix_len", prefix_len, 0), ("lengths", lengths, 1)):
+            if value is None:
+                continue
+            if value.shape != (B,):
+                shape = tuple(value.shape)
+                raise ValueError(f"{name} must have shape (batch,) = ({B},), got {shape}")
+            # as for the token ids: checked on CPU only, a GPU check would sync every step
+            if value.device.type == "cpu" and value.numel():
+                lo, hi = int(value.min()), int(value.max())
+                if lo < low or hi > T:
+                    raise ValueError(f"{name} values must be in [{low}, {T}], got [{lo}, {hi}]")
 
     # ---- generation ---------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from minigpt.data.objectives import OBJECTIVES
 from minigpt.settings import help_text, parse_settings, require, setting
 
 
@@ -40,6 +41,13 @@ class TrainConfig:
     dropout: float = setting(0.0, "dropout probability (also applied to a loaded checkpoint)")
     bias: bool = setting(False, "bias in Linear layers and LayerNorms")
     attn_impl: str = setting("sdpa", "attention kernel: fused or explicit", ("sdpa", "math"))
+    objective: str = setting(
+        "causal",
+        "pre-training objective and its attention: causal (GPT), prefix_lm (prefix LM), span (T5"
+        " span corruption, prefix attention), mlm (BERT masked LM, bidirectional). Perplexity is"
+        " printed for causal and prefix_lm only, whose loss is the NLL of text continuing text",
+        OBJECTIVES,
+    )
     # ---- optimisation ----------------------------------------------------------------------------
     batch_size: int = setting(12, "sequences per micro-batch per process")
     gradient_accumulation_steps: int = setting(

@@ -1,4 +1,5 @@
-"""The training loop: minimise L = -(1/BT) sum_{b,t} log p(y[b,t] | x[b,:t+1]) with AdamW.
+"""The training loop: minimise L = -(1/BT) sum_{b,t} log p(y[b,t] | x[b,:t+1]) with AdamW
+(or the loss of another pre-training objective, --objective: see minigpt.data.objectives).
 
 One optimizer step with gradient accumulation over k micro-batches (k = gradient_accumulation_steps
 / world_size per process) sums the gradients of L_i / k, so the step follows the gradient of the
@@ -32,6 +33,13 @@ from tqdm import tqdm
 from minigpt.checkpoint import WEIGHTS_FILE, CheckpointError, atomic_write, load_tokenizer
 from minigpt.data import TokenSampler, check_tokenizer, load_meta
 from minigpt.data.corpus import sha256_file
+from minigpt.data.objectives import (
+    ATTENTION,
+    LANGUAGE_MODELLING,
+    ObjectiveBatch,
+    make_objective,
+    special_tokens,
+)
 from minigpt.data.prepare import META_FILE
 from minigpt.data.tokenizer import Tokenizer
 from minigpt.model.config import GPTConfig
@@ -124,6 +132,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)  # the same initial weights on every rank
         self.model, self.tokenizer = self._build_model()
         check_tokenizer(self.meta, self.tokenizer)
+        self.objective = make_objective(cfg.objective, self.tokenizer)
         if cfg.block_size > self.model.config.block_size:
             raise ConfigError(
                 f"--block_size={cfg.block_size} exceeds the model's {self.model.config.block_size}"
@@ -155,16 +164,24 @@ class Trainer:
     def _build_model(self) -> tuple[GPT, Tokenizer]:
         cfg = self.cfg
         data_tokenizer = Tokenizer.from_spec(self.meta["tokenizer"])
+        attention = ATTENTION[cfg.objective]
         if cfg.init_from == "scratch":
+            data_tokenizer.add_special_tokens(special_tokens(cfg.objective))
             model_cfg = GPTConfig(
                 vocab_size=data_tokenizer.padded_vocab_size(64),
                 n_vocab=data_tokenizer.n_vocab,
                 block_size=cfg.block_size, n_layer=cfg.n_layer, n_head=cfg.n_head,
                 n_embd=cfg.n_embd, dropout=cfg.dropout, bias=cfg.bias, attn_impl=cfg.attn_impl,
+                attention=attention,
             )  # fmt: skip
             return GPT(model_cfg), data_tokenizer
         source = self.out_dir if cfg.init_from == "resume" else cfg.init_from
         model = GPT.from_pretrained(source, dropout=cfg.dropout, attn_impl=cfg.attn_impl)
+        if model.config.attention != attention:
+            raise ConfigError(
+                f"--objective={cfg.objective} trains {attention} attention, but {source} holds a"
+                f" model with {model.config.attention} attention; pick a matching objective"
+            )
         local = Path(source)
         tokenizer = load_tokenizer(local) if local.is_dir() else None
         return model, tokenizer or data_tokenizer
@@ -203,17 +220,24 @@ class Trainer:
         (a device tensor: reading it would wait for the device, so only log steps do)."""
         total = torch.zeros((), device=self.device)
         for micro in range(self.accum):
-            x, y = self.sampler.get_batch()
+            x, y, prefix_len = self._batch(self.sampler)
             last = micro == self.accum - 1
             sync = nullcontext() if last or not self.dist.enabled else self.runner.no_sync()
             with sync:
                 with autocast(self.device, self.dtype):
-                    loss = self.runner(x, y).loss / self.accum
+                    loss = self.runner(x, y, prefix_len=prefix_len).loss / self.accum
                 self.scaler.scale(loss).backward()
             total += loss.detach()
         optimizer_step(self.optimizer, self.scaler, self.lr(), self.cfg.grad_clip)
         self.iter_num += 1
         return total
+
+    def _batch(self, sampler: TokenSampler) -> ObjectiveBatch:
+        """The objective's batch from the next window of `sampler`; its random draws come from
+        the sampler's generator, whose state checkpoints save, so resuming redraws them exactly."""
+        x, y = sampler.get_batch()
+        window = torch.cat([x, y[:, -1:]], dim=1)  # (B, T+1) consecutive tokens
+        return self.objective(window, sampler.generator)
 
     # ---- evaluation ----------------------------------------------------------------------------
 
@@ -228,9 +252,9 @@ class Trainer:
             sampler = self._sampler(split, seed)
             losses = torch.zeros(self.cfg.eval_iters, device=self.device)
             for k in range(self.cfg.eval_iters):
-                x, y = sampler.get_batch()
+                x, y, prefix_len = self._batch(sampler)
                 with autocast(self.device, self.dtype):
-                    losses[k] = self.runner(x, y).loss
+                    losses[k] = self.runner(x, y, prefix_len=prefix_len).loss
             result[split] = all_reduce_mean(losses.mean(), self.dist).item()
         self.runner.train()
         return result
@@ -295,12 +319,12 @@ class Trainer:
         for split, value in losses.items():
             self._check_finite(f"{split} loss", value)
         record = {"iter": self.iter_num, "kind": "eval", "loss": losses["train"],
-                  "val_loss": losses["val"], "ppl": perplexity(losses["train"]),
-                  "val_ppl": perplexity(losses["val"])}  # fmt: skip
-        self._print(
-            f"iter {self.iter_num}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}"
-            f" (ppl {record['val_ppl']:.2f})"
-        )
+                  "val_loss": losses["val"]}  # fmt: skip
+        line = f"train loss {losses['train']:.4f}, val loss {losses['val']:.4f}"
+        if self.cfg.objective in LANGUAGE_MODELLING:  # exp(loss) is a perplexity only here
+            record.update(ppl=perplexity(losses["train"]), val_ppl=perplexity(losses["val"]))
+            line += f" (ppl {record['val_ppl']:.2f})"
+        self._print(f"iter {self.iter_num}: {self.cfg.objective} {line}")
         if metrics:
             metrics.log(record)
         if self.cfg.eval_only:
