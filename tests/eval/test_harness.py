@@ -3,6 +3,9 @@
 import json
 import random
 import string
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -113,3 +116,22 @@ def test_generation_stops_at_until_and_max_gen_toks(checkpoint):
     request = Instance("generate_until", {}, ("Once", {"until": [stop], "max_gen_toks": 12}), 0)
     (cut,) = lm.generate_until([request])
     assert cut == free[0][: free[0].index(stop)]
+
+
+def test_eval_py_runs_local_harness_tasks_beside_its_own_scorer(checkpoint, tmp_path):
+    items = make_items()
+    write_task(tmp_path, items)
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, str(root / "eval.py"), f"--init_from={checkpoint}", "--dataset=",
+         f"--tasks={tmp_path / 'items.jsonl'}", "--harness_tasks=minigpt_local_choice",
+         f"--harness_include={tmp_path}", "--device=cpu", "--json"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    ours, theirs = report["results"]
+    assert theirs["on"] == "harness:minigpt_local_choice"
+    assert (theirs["acc"], theirs["acc_norm"]) == (ours["accuracy"], ours["accuracy_norm"])
+    harness = report["harness"][str(checkpoint)]["minigpt_local_choice"]
+    assert harness["acc,none"] == theirs["acc"]
