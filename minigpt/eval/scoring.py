@@ -6,9 +6,10 @@ remaining tokens are scored, each given everything before it in the span:
     log p(x_i | x_0..x_{i-1}) = z_{i-1, x_i} - logsumexp_{v < n_vocab} z_{i-1, v}
 
 for n_context <= i < m, where z_{i-1} = logits[b, i - 1] is the causal model's output at the
-position before x_i. The softmax runs over the tokenizer's n_vocab ids only: rows of a padded vocabulary are never tokens
-(sampling masks them too). Sliding windows over a long text (minigpt.eval.bpb) and
-(context, continuation) pairs of a task (minigpt.eval.tasks) are both lists of spans.
+position before x_i. The softmax runs over the tokenizer's n_vocab ids only: rows of a padded
+vocabulary are never tokens (sampling masks them too). Sliding windows over a long text
+(minigpt.eval.bpb) and (context, continuation) pairs of a task (minigpt.eval.tasks) are both
+lists of spans.
 
 This is the causal objective's scorer: the model reads left to right and every scored token sees
 exactly its left context. A model trained with another objective (prefix LM, span corruption,
@@ -90,13 +91,13 @@ def _score_batch(model: GPT, spans: Sequence[Span]) -> list[SpanScore]:
         ids = torch.as_tensor(span.ids, dtype=torch.long)
         inputs[b, : len(ids) - 1] = ids[:-1]
         targets[b, span.n_context - 1 : len(ids) - 1] = ids[span.n_context :]
-    logits = model(inputs.to(device)).logits.float()  # (B, T, V); fp32 for logsumexp
-    n_vocab = model.config.n_vocab or logits.size(-1)
-    logprobs = torch.log_softmax(logits[..., :n_vocab], dim=-1)  # (B, T, n_vocab)
+    n_vocab = model.config.n_vocab or model.config.vocab_size
+    logits = model(inputs.to(device)).logits[..., :n_vocab].float()  # (B, T, n_vocab); fp32 lse
     scored = (targets != IGNORE).to(device)
     safe_targets = targets.clamp(min=0).to(device)
-    token_logprobs = logprobs.gather(-1, safe_targets.unsqueeze(-1)).squeeze(-1)  # (B, T)
-    hits = logprobs.argmax(-1) == safe_targets  # (B, T)
+    picked = logits.gather(-1, safe_targets.unsqueeze(-1)).squeeze(-1)  # (B, T)
+    token_logprobs = picked - logits.logsumexp(-1)  # log-softmax at the targets only
+    hits = logits.argmax(-1) == safe_targets  # (B, T)
     out = []
     for b in range(len(spans)):
         mask = scored[b]
