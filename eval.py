@@ -46,7 +46,7 @@ class EvalConfig:
     batch_size: int = setting(8, "windows or choices per forward pass")
     tasks: str = setting("", "multiple-choice task JSONL files, comma-separated")
     limit: int = setting(0, "score only the first N items of each task; 0 = all")
-    num_fewshot: int = setting(0, "solved examples before each task item")
+    num_fewshot: int = setting(0, "solved examples before each item (harness: its own split)")
     fewshot_file: str = setting("", "task JSONL the few-shot examples are drawn from")
     seed: int = setting(1337, "seed that draws the few-shot examples")
     harness_tasks: str = setting("", "lm-evaluation-harness task names, comma-separated")
@@ -63,8 +63,8 @@ class EvalConfig:
             (self.stride is None or self.stride > 0, "--stride must be positive"),
             (self.batch_size > 0, f"--batch_size={self.batch_size} must be positive"),
             (self.num_fewshot >= 0, f"--num_fewshot={self.num_fewshot} must be >= 0"),
-            (self.num_fewshot == 0 or bool(self.fewshot_file),
-             "--num_fewshot needs --fewshot_file: the examples come from a separate split"),
+            (self.num_fewshot == 0 or bool(self.fewshot_file) or not _names(self.tasks),
+             "--tasks with --num_fewshot needs --fewshot_file: examples come from another split"),
             (bool(_names(self.dataset) or _names(self.tasks) or _names(self.harness_tasks)),
              "nothing to evaluate: give --dataset, --tasks or --harness_tasks"),
         ]  # fmt: skip

@@ -18,6 +18,7 @@ saved (out-objectives/*). `--readme` rewrites the table between the README's mar
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import subprocess
 import sys
@@ -31,7 +32,7 @@ TASK = "data/movie_reviews/task5_test.jsonl"
 
 def default_models() -> list[str]:
     base = next((d for d in ("out-finetune-lm/best", "out-finetune-lm") if _is_model(d)), None)
-    objectives = sorted(str(p.parent) for p in Path().glob("out-objectives/*/config.json"))
+    objectives = sorted(str(Path(p).parent) for p in glob.glob("out-objectives/*/config.json"))
     return [d for d in ("out", base, *objectives) if d and _is_model(d)]
 
 
@@ -123,8 +124,10 @@ def main() -> None:
     models = [m for m in args.models.split(",") if m] or default_models()
     if not models:
         raise SystemExit("no checkpoints found: train one (python train.py) or pass --models")
-    finetuned = sorted(Path().glob(args.finetuned))
-    rows = [table_row(model, evaluate(model, args), finetuned) for model in models]
+    reports = [evaluate(model, args) for model in models]
+    finetuned = [Path(p) for p in sorted(glob.glob(args.finetuned))]
+    pairs = zip(models, reports, strict=True)
+    rows = [table_row(model, report, finetuned) for model, report in pairs]
     print(json.dumps(rows, indent=1))
     if args.readme:
         write_readme(args.readme, markdown(rows))

@@ -3,11 +3,12 @@
 Importing this module registers the model type "minigpt", so the harness can build one from a
 checkpoint directory:
 
-    lm_eval --model minigpt --model_args pretrained=out,batch_size=16 --tasks lambada_openai
-    lm_eval.simple_evaluate(model="minigpt", model_args="pretrained=out", tasks=[...])
+    import minigpt.eval.harness, lm_eval
+    lm_eval.simple_evaluate(model="minigpt", model_args="pretrained=out,batch_size=16",
+                            tasks=["lambada_openai"])
 
-(the `lm_eval` command needs `--include_path` or an import of this module to see the name; eval.py
---harness_tasks does both). The three request types map onto minigpt's own scorers:
+(the `lm_eval` command does not import it; `python eval.py --harness_tasks=...` runs the same
+thing from the command line). The three request types map onto minigpt's own scorers:
 
     loglikelihood(context, continuation) -> (log p(continuation | context), greedy?)
                                             minigpt.eval.tasks.score_continuations

@@ -72,7 +72,7 @@ def test_the_table_has_one_line_per_model_and_dataset(files):
         ("--init_from={char} --dataset=no_such_data", "error: unknown dataset 'no_such_data'"),
         ("--init_from={char} --dataset={empty}", "is empty; give a file with text to score"),
         ("--init_from={char} --dataset= --tasks={empty}", "is empty; write one JSON item per"),
-        ("--init_from={char} --num_fewshot=2", "--num_fewshot needs --fewshot_file"),
+        ("--init_from={char} --tasks={text} --num_fewshot=2", "needs --fewshot_file"),
         ("--init_from={small_hf} --dataset={text}", "error: tokenizer mismatch: "),
         ("--datset=x", "unknown setting --datset; did you mean --dataset?"),
     ],
