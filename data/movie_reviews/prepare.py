@@ -15,6 +15,10 @@ Writes into out_dir:
   `LabelledTextDataset(path, tok, label_column="label2", skip_unlabelled=True)`.
   The split is fixed by the snippet id: h = first 8 bytes of sha256(id) as a big-endian integer;
   h mod 100 < 80 is train, < 90 val, else test.
+- task5_test.jsonl, task5_train.jsonl: the 5-level rating as a zero-shot multiple-choice task for
+  eval.py --tasks (and its few-shot pool), one {"context", "choices", "label"} per line: the
+  context is TASK_PROMPT around the snippet, which names the five choice words; the choices are
+  those words with a leading space; the label is label5.
 - train.bin, val.bin, meta.json: token streams for in-domain language-model pre-training.
   train.bin holds the train-split movie snippets plus every amazon, NYT and tweet snippet of the
   same archive (unlabelled extra text); val.bin holds the val-split movie snippets. Test snippets
@@ -42,6 +46,10 @@ LABEL5 = ("very negative", "negative", "neutral", "positive", "very positive")
 LABEL5_EDGES = (-2.4, -0.8, 0.8, 2.4)
 LABEL2 = ("negative", "positive")
 SPLITS = ("train", "val", "test")
+TASK_PROMPT = (
+    "Review: {text}\nRating (very negative, negative, neutral, positive or very positive):"
+)
+TASK_SPLITS = ("test", "train")  # scored items, and the pool few-shot examples are drawn from
 
 
 def label5(rating: float) -> int:
@@ -63,6 +71,16 @@ def split_of(snippet_id: str) -> str:
     """train/val/test by a hash of the id: stable across runs, machines and Python versions."""
     bucket = int.from_bytes(hashlib.sha256(snippet_id.encode()).digest()[:8], "big") % 100
     return "train" if bucket < 80 else "val" if bucket < 90 else "test"
+
+
+def task_item(row: dict) -> dict:
+    """A labelled snippet as a multiple-choice item: which rating word follows the prompt?"""
+    choices = [f" {name}" for name in LABEL5]
+    return {
+        "context": TASK_PROMPT.format(text=row["text"]),
+        "choices": choices,
+        "label": row["label5"],
+    }
 
 
 def read_snippets(cache_dir: str | None = None) -> dict[str, list[tuple[str, float, str]]]:
@@ -100,6 +118,8 @@ def prepare(
         splits[split_of(i)].append(row)
     for name, rows in splits.items():
         write_jsonl(out_dir / f"{name}.jsonl", rows)
+    for name in TASK_SPLITS:
+        write_jsonl(out_dir / f"task5_{name}.jsonl", [task_item(row) for row in splits[name]])
 
     extra = [text for stem in EXTRA for _, _, text in snippets[stem]]
     texts = {name: [row["text"] for row in rows] for name, rows in splits.items()}

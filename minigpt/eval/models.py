@@ -1,0 +1,62 @@
+"""Checkpoints to evaluate: a model, the tokenizer it reads with, and how to score it.
+
+A minigpt checkpoint carries its tokenizer (tokenizer_spec.json); a Hugging Face gpt2 / gpt_neo /
+gptj directory does not, and is read with a named fallback (GPT-2's BPE unless told otherwise).
+Either way the tokenizer must fit the model: every id it makes needs a row of the embedding.
+
+Each model is scored once per objective it can be scored with (minigpt.eval.scoring.SpanScorer).
+A causal model is scored as causal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from minigpt.checkpoint import load_pretrained, load_tokenizer
+from minigpt.data.tokenizer import Tokenizer
+from minigpt.eval.scoring import SpanScorer, score_causal
+from minigpt.model.gpt import GPT
+
+
+@dataclass
+class EvalModel:
+    name: str
+    model: GPT
+    tokenizer: Tokenizer
+
+    @property
+    def scorers(self) -> dict[str, SpanScorer]:
+        """objective -> span scorer. Models read left to right (GPTConfig.attention causal, the
+        only kind before the objectives) are scored as causal."""
+        attention = getattr(self.model.config, "attention", "causal")
+        if attention != "causal":
+            raise ValueError(f"{self.name}: no scorer for attention={attention!r} models yet")
+        return {"causal": score_causal}
+
+
+def load_eval_model(
+    path: str | Path, device: torch.device, fallback_tokenizer: str = "gpt2"
+) -> EvalModel:
+    """The checkpoint at `path` in eval mode on `device`, with its (checked) tokenizer."""
+    model = load_pretrained(path)
+    tokenizer = load_tokenizer(path) if Path(path).is_dir() else None
+    tokenizer = tokenizer or Tokenizer.from_name(fallback_tokenizer)
+    check_vocab(model, tokenizer, str(path))
+    return EvalModel(str(path), model.to(device).eval(), tokenizer)
+
+
+def check_vocab(model: GPT, tokenizer: Tokenizer, name: str) -> None:
+    """Raise if `tokenizer` makes ids that `model` has no embedding rows for, or was trained
+    with another vocabulary size: its scores would be of different text."""
+    config = model.config
+    trained_with = config.n_vocab or config.vocab_size
+    fits = tokenizer.n_vocab <= config.vocab_size and config.n_vocab in (None, tokenizer.n_vocab)
+    if not fits:
+        raise ValueError(
+            f"tokenizer mismatch: {name} was built for {trained_with} token ids, but tokenizer"
+            f" {tokenizer.name!r} makes {tokenizer.n_vocab}; save the model's tokenizer beside it"
+            " (tokenizer_spec.json) or pass --tokenizer"
+        )
