@@ -126,6 +126,7 @@ def training_texts(out_dir: Path, n_texts: int | None) -> Path:
         return REVIEWS / "train.jsonl"
     rows = (REVIEWS / "train.jsonl").read_text(encoding="utf-8").splitlines()
     rows = [rows[i * len(rows) // n_texts] for i in range(min(n_texts, len(rows)))]
+    out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"train-{n_texts}.jsonl"
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     return path

@@ -1,6 +1,7 @@
 """Pooling for bidirectional classifiers: mean of the hidden states vs a prepended token.
 
     python bench/pooling.py [--base=out-bench-objectives/mlm-seed1000/base] [--seeds=3]
+                            [--finetune_texts=N]
 
 A bidirectional (BERT-style) model has no "last token that saw the whole text": every position
 saw it. Two ways to get one feature per text:
@@ -50,9 +51,11 @@ def main() -> None:
     parser.add_argument("--base", default="out-bench-objectives/mlm-seed1000/base")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--out_dir", default="out-bench-pooling")
+    parser.add_argument("--finetune_texts", type=int, default=objectives.FULL["finetune_texts"])
     args = parser.parse_args()
     torch.set_num_threads(finetune.cpu_threads(None))
-    settings = {**objectives.FULL, "block_size": objectives.FULL["block_size"] - 1}
+    settings = {**objectives.FULL, "block_size": objectives.FULL["block_size"] - 1,
+                "finetune_texts": args.finetune_texts}  # fmt: skip
     results: dict[str, dict[str, list[float]]] = {}
     with contextlib.redirect_stdout(sys.stderr):
         for name, classifier in (("mean", GPTClassifier), ("first", FirstTokenClassifier)):

@@ -7,8 +7,9 @@ h_i = LayerNorm(h_L)[i] in the way the model's attention allows:
                                                     causal model that has seen the whole text; a
                                                     prefix model reads the whole text as prefix)
     bidirectional    f = (1/m) sum_{i<=m} h_i       mean pooling: every position saw the whole
-                                                    text (it beat a prepended classification
-                                                    token on the movie-review task: see README)
+                                                    text; a prepended classification token
+                                                    measured no better (bench/pooling.py) and
+                                                    needs an embedding row nothing pre-trained
 
 A new linear head replaces the LM head:
 
