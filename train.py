@@ -88,9 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 text = sample(model, trainer.tokenizer, config.sample_tokens, config.seed)
                 print(f"---- sample ({config.sample_tokens} tokens) ----\n{text}")
     except (OSError, ValueError, TrainingDiverged) as e:
+        # no orderly shutdown: a peer may be inside a collective, and exiting releases all
         return fail(e, 1)
-    finally:
-        shutdown(dist)
+    shutdown(dist)
     return 0
 
 

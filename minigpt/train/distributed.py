@@ -97,7 +97,10 @@ def any_rank(flag: bool, device: torch.device, info: DistInfo) -> bool:
 
 
 def shutdown(info: DistInfo) -> None:
+    """Leave the process group after a run that ended normally on every rank. The barrier
+    first: destroying the group while a peer is still busy (rank 0 writing a sample) can hang."""
     if info.enabled and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 

@@ -174,8 +174,8 @@ class Trainer:
         per_rank = micro_batches_per_rank(total, world)
         if per_rank * world != total:
             self._print(
-                f"note: --gradient_accumulation_steps={total} is not a multiple of {world} "
-                f"processes; each runs {per_rank} micro-batches per step, {per_rank * world} in all"
+                f"note: --gradient_accumulation_steps={total} rounded up to {per_rank * world} "
+                f"to split evenly over {world} processes ({per_rank} each)"
             )
         return per_rank
 
