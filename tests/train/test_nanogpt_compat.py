@@ -123,3 +123,20 @@ def test_sample_takes_a_nanogpt_sample_config(tmp_path):
     cfg = sample.parse_settings(sample.SampleConfig, [str(recipe), "--num_samples=2"])
     assert (cfg.out_dir, cfg.start, cfg.num_samples, cfg.top_k) == (
         "out-shakespeare-char", "FILE:p.txt", 2, 200)  # fmt: skip
+
+
+@pytest.mark.parametrize(("always", "saved_at"), [(True, 10), (False, 5)])
+def test_always_save_checkpoint_false_saves_only_when_val_loss_improves(
+    tmp_path, one_thread, always, saved_at
+):
+    from minigpt.train.state import load_train_state
+    from minigpt.train.trainer import Trainer
+    from tests.train.fixtures import make_dataset, tiny_train_config
+
+    cfg = tiny_train_config(tmp_path / "out", make_dataset(tmp_path / "data"), max_iters=10,
+                            eval_interval=5, always_save_checkpoint=always)  # fmt: skip
+    trainer = Trainer(cfg)
+    val_losses = iter([3.0, 3.5])  # better, then worse
+    trainer.evaluate = lambda: {"train": 3.0, "val": next(val_losses)}
+    trainer.train()
+    assert load_train_state(cfg.out_dir)["iter_num"] == saved_at
