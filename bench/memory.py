@@ -113,7 +113,7 @@ def _check_rank(rank: int, world_size: int, port: int, results: dict) -> None:
         model = GPT(config)
         runner = model
         if strategy == "fsdp":
-            shard(model, torch.float32)
+            shard(model, torch.device("cpu"), torch.float32)
         else:
             runner = torch.nn.parallel.DistributedDataParallel(model)
         optimizer = make_adamw(model, 1e-3)

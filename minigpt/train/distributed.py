@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 from torch.nn.parallel import DistributedDataParallel
 
@@ -117,15 +118,18 @@ def on_main(task: Callable[[], None], device: torch.device, info: DistInfo) -> N
         raise error or ConfigError("rank 0 failed to prepare the run")
 
 
-def shard(model: GPT, dtype: torch.dtype) -> None:
-    """FSDP2 in place: one unit per block, then the root. With a low-precision `dtype` the
-    gathered parameters are cast to it for compute while gradients are reduced in fp32."""
+def shard(model: GPT, device: torch.device, dtype: torch.dtype) -> None:
+    """FSDP2 in place: one unit per block, then the root, over all ranks on `device`'s type
+    (named, because the default mesh is CUDA whenever a GPU exists, even for a CPU run). With a
+    low-precision `dtype` the gathered parameters are cast to it for compute while gradients are
+    reduced in fp32."""
+    mesh = init_device_mesh(device.type, (dist.get_world_size(),))
     policy = MixedPrecisionPolicy()
     if dtype != torch.float32:
         policy = MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32)
     for block in model.h:
-        fully_shard(block, mp_policy=policy)
-    fully_shard(model, mp_policy=policy)
+        fully_shard(block, mesh=mesh, mp_policy=policy)
+    fully_shard(model, mesh=mesh, mp_policy=policy)
 
 
 def replicate(module: nn.Module, device: torch.device) -> DistributedDataParallel:

@@ -146,7 +146,7 @@ class Trainer:
         checkpoint_bytes = 6 * sum(p.numel() * p.element_size() for p in self.model.parameters())
         on_main(lambda: check_out_dir(self.out_dir, checkpoint_bytes), self.device, self.dist)
         if self.sharded:
-            shard(self.model, self.dtype)  # before the optimizer, which holds the shards
+            shard(self.model, self.device, self.dtype)  # before the optimizer: it holds shards
         self.optimizer = make_adamw(
             self.model, cfg.learning_rate, cfg.weight_decay, (cfg.beta1, cfg.beta2),
             self.device.type,
