@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from minigpt.checkpoint import WEIGHTS_FILE, CheckpointError, load_tokenizer, write_json
+from minigpt.data.prepare import ensure_dataset
 from minigpt.data.tokenizer import Tokenizer
 from minigpt.finetune.classifier import (
     GPTClassifier,
@@ -49,7 +50,7 @@ from minigpt.finetune.peft import count_params, describe_params
 from minigpt.model.gpt import GPT
 from minigpt.settings import ConfigError, help_text, parse_settings
 from minigpt.train.precision import resolve_device, resolve_dtype
-from minigpt.train.trainer import BEST_DIR, ensure_dataset
+from minigpt.train.trainer import BEST_DIR
 
 ROOT = Path(__file__).resolve().parent
 METRICS_FILE = "metrics.json"

@@ -1,8 +1,10 @@
-"""Train a GPT: `python train.py [config/NAME.toml ...] [--key=value ...]`.
+"""Train a GPT: `python train.py [config/NAME.toml|config/NAME.py ...] [--key=value ...]`.
 
 With no arguments it prepares shakespeare_char if needed, trains a small character-level model
 for a few minutes on a CPU, saves it to out/ and prints a sample. `--help` lists every setting.
-Scale out with `torchrun --nproc_per_node=N train.py ...` (DDP: nccl on GPUs, gloo on CPUs).
+Scale out with `torchrun --nproc_per_node=N train.py ...` (nccl on GPUs, gloo on CPUs): the
+model replicated (`--strategy=ddp`, the default) or sharded (`--strategy=fsdp`). Errors are
+printed once, by rank 0, and every rank exits non-zero.
 Continue a run exactly with `--init_from=resume --out_dir=DIR` (its saved settings are the
 defaults; flags given again override them, e.g. a larger --max_iters).
 """
@@ -25,10 +27,10 @@ import torch  # noqa: E402
 from minigpt.data.objectives import LANGUAGE_MODELLING
 from minigpt.data.tokenizer import Tokenizer
 from minigpt.model.gpt import GPT
-from minigpt.train.config import TrainConfig, parse_config, train_help
-from minigpt.train.distributed import init_distributed, shutdown
+from minigpt.train.config import TrainConfig, load_saved_config, parse_config, train_help
+from minigpt.train.distributed import init_distributed, launched_rank, shutdown
 from minigpt.train.precision import resolve_device
-from minigpt.train.trainer import Trainer, TrainingDiverged, load_saved_config
+from minigpt.train.trainer import Trainer, TrainingDiverged
 
 ROOT = Path(__file__).resolve().parent
 
@@ -54,6 +56,13 @@ def sample(model: GPT, tokenizer: Tokenizer, n_tokens: int, seed: int) -> str:
     return tokenizer.decode(out[0, len(start) :].tolist())
 
 
+def fail(error: Exception, code: int) -> int:
+    """Report `error` once (from rank 0 under torchrun) and return the exit code."""
+    if launched_rank() == 0:
+        print(f"error: {error}", file=sys.stderr)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "-h" in argv or "--help" in argv:
@@ -63,8 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = resolve_config(argv)
         dist = init_distributed(resolve_device(config.device).type, config.backend)
     except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(e, 2)
     try:
         trainer = Trainer(config, dist)
         if dist.is_main:
@@ -76,14 +84,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         result = trainer.train()
         generates = config.objective in LANGUAGE_MODELLING  # the others are not trained to
-        if dist.is_main and config.sample_tokens and generates and not result.interrupted:
-            text = sample(trainer.model, trainer.tokenizer, config.sample_tokens, config.seed)
-            print(f"---- sample ({config.sample_tokens} tokens) ----\n{text}")
-    except (ValueError, FileNotFoundError, TrainingDiverged) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    finally:
-        shutdown(dist)
+        if config.sample_tokens and generates and not result.interrupted:
+            model = trainer.full_model()  # under fsdp every rank helps gather it
+            if model is not None:
+                text = sample(model, trainer.tokenizer, config.sample_tokens, config.seed)
+                print(f"---- sample ({config.sample_tokens} tokens) ----\n{text}")
+    except (OSError, ValueError, TrainingDiverged) as e:
+        # no orderly shutdown: a peer may be inside a collective, and exiting releases all
+        return fail(e, 1)
+    shutdown(dist)
     return 0
 
 

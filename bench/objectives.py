@@ -41,13 +41,13 @@ sys.path.insert(0, str(ROOT))  # this checkout's finetune.py and minigpt
 import finetune  # noqa: E402
 from minigpt.data.bins import load_meta  # noqa: E402
 from minigpt.data.objectives import ATTENTION, MASK_TOKEN, OBJECTIVES, SENTINELS  # noqa: E402
-from minigpt.data.prepare import prepare_documents  # noqa: E402
+from minigpt.data.prepare import ensure_dataset, prepare_documents  # noqa: E402
 from minigpt.data.tokenizer import Tokenizer  # noqa: E402
 from minigpt.finetune.config import FinetuneConfig  # noqa: E402
 from minigpt.model.config import GPTConfig  # noqa: E402
 from minigpt.model.gpt import GPT  # noqa: E402
 from minigpt.train.config import TrainConfig  # noqa: E402
-from minigpt.train.trainer import Trainer, ensure_dataset  # noqa: E402
+from minigpt.train.trainer import Trainer  # noqa: E402
 
 REVIEWS = ROOT / "data" / "movie_reviews"
 BASELINE = "none"  # the row without pre-training

@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's minigpt, wherever the bench is run from
 
 from minigpt.data import TokenSampler  # noqa: E402
+from minigpt.data.prepare import ensure_dataset  # noqa: E402
 from minigpt.train.config import TrainConfig  # noqa: E402
 from minigpt.train.optim import lr_at  # noqa: E402
 from minigpt.train.perf import (  # noqa: E402
@@ -45,7 +46,7 @@ from minigpt.train.perf import (  # noqa: E402
     measure_matmul_peak,
 )
 from minigpt.train.precision import autocast, resolve_device, resolve_dtype  # noqa: E402
-from minigpt.train.trainer import Trainer, ensure_dataset  # noqa: E402
+from minigpt.train.trainer import Trainer  # noqa: E402
 
 CONFIGS = {
     "quick": dict(dataset="shakespeare_char", n_layer=4, n_head=4, n_embd=128, block_size=64,

@@ -1,12 +1,19 @@
-"""Command-line settings from a dataclass: defaults < TOML files < `--key=value` flags.
+"""Command-line settings from a dataclass: defaults < config files < `--key=value` flags.
 
 A CLI declares its settings as a dataclass whose fields carry a help text (see `setting`);
 `parse_settings(Cls, argv)` fills one from the command line. Flags may be written `--key=value`
-or `--key value`; a bare `--flag` switches a boolean on; positional arguments are TOML files whose
-`key = value` pairs apply in order before the flags. Values are typed by the field they set
-(`int | None` fields also take `none`; tuple fields take comma-separated lists). Every bad input is
-one line: an unknown key names the closest known one ("did you mean --n_embd?"), a wrong type
-names the expected type, a value outside a field's choices lists them.
+or `--key value`; a bare `--flag` switches a boolean on; positional arguments are config files
+whose `key = value` pairs apply in order before the flags: TOML, or nanoGPT-style `.py` files.
+
+A `.py` config is read, never run: `ast` parses it and only `name = value` lines count, where the
+value is a literal (number, string, bool, None, list/tuple of those) or arithmetic on numbers
+(nanoGPT writes `gradient_accumulation_steps = 5 * 8`). An import, a call, a name or any other
+statement is refused with its line number, so a config file cannot execute code.
+
+Values are typed by the field they set (`int | None` fields also take `none`; tuple fields take
+comma-separated lists). Every bad input is one line: an unknown key names the closest known one
+("did you mean --n_embd?"), a wrong type names the expected type, a value outside a field's choices
+lists them.
 
 A field whose type is itself a dataclass is a group, declared once where it is used (for example
 the fine-tuning method's knobs): its fields are set as `--group.key`, or as a plain `--key` when
@@ -15,8 +22,10 @@ no other setting has that name. In TOML they are a `[group]` table, dotted keys 
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import difflib
+import operator
 import sys
 import types
 import typing
@@ -173,8 +182,76 @@ def load_toml(cls: type, path: str | Path) -> dict[tuple[str, ...], Any]:
     return values
 
 
+# the arithmetic a .py config may use on numbers: enough for `5 * 8`, `6e-4 / 10`, `2**20`
+# is left out because a large exponent would make reading a config file hang
+_ARITHMETIC = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+               ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv}  # fmt: skip
+
+
+def _not_literal(node: ast.AST, where: str) -> ConfigError:
+    return ConfigError(
+        f"{where}: {ast.unparse(node)!r} is not a literal; config .py files are read, never run,"
+        " so write the value itself"
+    )
+
+
+def _literal(node: ast.expr, where: str) -> Any:
+    """The value of a literal expression; anything else raises ConfigError."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return [_literal(element, where) for element in node.elts]
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        value = _number(node.operand, where)
+        return -value if isinstance(node.op, ast.USub) else value
+    if isinstance(node, ast.BinOp) and type(node.op) in _ARITHMETIC:
+        left, right = _number(node.left, where), _number(node.right, where)
+        return _ARITHMETIC[type(node.op)](left, right)
+    raise _not_literal(node, where)
+
+
+def _number(node: ast.expr, where: str) -> int | float:
+    value = _literal(node, where)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _not_literal(node, where)
+    return value
+
+
+def load_python(cls: type, path: str | Path) -> dict[tuple[str, ...], Any]:
+    """The settings of a nanoGPT-style `.py` config, typed and checked: field path -> value."""
+    path = Path(path)
+    require(path.is_file(), f"config file {path} not found")
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except SyntaxError as e:
+        raise ConfigError(f"{path}:{e.lineno}: invalid Python ({e.msg})") from None
+    names = _names(cls)
+    values = {}
+    for node in tree.body:
+        where = f"{path}:{node.lineno}"
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue  # a docstring or a bare string used as a comment
+        simple = isinstance(node, ast.Assign) and len(node.targets) == 1
+        if not (simple and isinstance(node.targets[0], ast.Name)):
+            raise ConfigError(
+                f"{where}: only `name = value` lines are allowed in a config .py file, found "
+                f"{ast.unparse(node).splitlines()[0]!r}"
+            )
+        key = node.targets[0].id
+        leaf = _lookup(names, key)
+        values[leaf.path] = _coerce(leaf, key, _literal(node.value, where), where, text=False)
+    return values
+
+
+def load_config_file(cls: type, path: str | Path) -> dict[tuple[str, ...], Any]:
+    """A positional config file: nanoGPT-style Python for `.py`, TOML otherwise."""
+    if Path(path).suffix == ".py":
+        return load_python(cls, path)
+    return load_toml(cls, path)
+
+
 def parse_flags(cls: type, argv: Sequence[str]) -> tuple[list[str], dict[tuple[str, ...], Any]]:
-    """Split argv into TOML file paths and typed `--key=value` / `--key value` overrides."""
+    """Split argv into config file paths and typed `--key=value` / `--key value` overrides."""
     names = _names(cls)
     files, overrides, i = [], {}, 0
     while i < len(argv):
@@ -213,7 +290,7 @@ def help_text(cls: type, usage: str) -> str:
         leaf.path: name for name, leaf in names.items() if len(leaf.path) > 1 and "." not in name
     }
     defaults = cls()
-    lines = [usage, "", "Settings (defaults < TOML files < flags):"]
+    lines = [usage, "", "Settings (defaults < config files < flags):"]
     width = max(map(len, names)) + 2
     for leaf in _leaves(cls):
         name = ".".join(leaf.path)
@@ -234,12 +311,12 @@ def help_text(cls: type, usage: str) -> str:
 
 
 def parse_settings(cls: type[T], argv: Sequence[str], base: T | None = None) -> T:
-    """An instance of `cls` from `base` (or the defaults), then TOML files, then flags, checked
+    """An instance of `cls` from `base` (or the defaults), then config files, then flags, checked
     with its `validate()` method when it has one."""
     files, overrides = parse_flags(cls, argv)
     values: dict[tuple[str, ...], Any] = {}
     for file in files:
-        values.update(load_toml(cls, file))
+        values.update(load_config_file(cls, file))
     values.update(overrides)
     result = _replace(base if base is not None else cls(), values)
     if hasattr(result, "validate"):

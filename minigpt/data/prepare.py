@@ -21,6 +21,7 @@ It is written last, so a folder with a meta.json holds complete bins.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import inspect
 import json
 import os
@@ -228,3 +229,18 @@ def _parse_bool(text: str) -> bool:
     if text.lower() not in ("true", "false", "1", "0"):
         raise argparse.ArgumentTypeError(f"expected True or False, got {text!r}")
     return text.lower() in ("true", "1")
+
+
+def ensure_dataset(data_dir: Path) -> None:
+    """Run data_dir/prepare.py's `prepare(out_dir=data_dir)` if the dataset is not there yet."""
+    if (data_dir / META_FILE).is_file():
+        return
+    script = data_dir / "prepare.py"
+    if not script.is_file():
+        raise FileNotFoundError(
+            f"{data_dir / META_FILE} not found and there is no {script} to make it"
+        )
+    spec = importlib.util.spec_from_file_location(f"prepare_{data_dir.name}", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.prepare(out_dir=data_dir)

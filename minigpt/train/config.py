@@ -2,18 +2,23 @@
 
 Settings are applied in order, each layer overriding the one before (see minigpt.settings):
 
-    dataclass defaults  <  config/*.toml files (in the order given)  <  --key=value / --key value
+    dataclass defaults  <  config/*.toml or nanoGPT-style config/*.py files (in the order given)
+                        <  --key=value / --key value
 
-Names follow nanoGPT (`--n_layer`, `--batch_size`, `--lr_decay_iters`, ...), so its users can
-switch without relearning. The defaults are the default run of `python train.py`: nanoGPT's
-CPU quick model (0.8M parameters, 64 characters of context, batch 12) for 2000 steps on
-shakespeare_char: val loss about 1.85, a few minutes on two CPU cores.
+Every setting of nanoGPT's train.py exists here with the same name and meaning (`--n_layer`,
+`--lr_decay_iters`, `--always_save_checkpoint`, `--gradient_accumulation_steps` counted over all
+processes, ...), so its users can switch without relearning; only some defaults differ. The
+defaults are the default run of `python train.py`: nanoGPT's CPU quick model (0.8M parameters, 64
+characters of context, batch 12) for 2000 steps on shakespeare_char: val loss about 1.85, a few
+minutes on two CPU cores.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from minigpt.data.objectives import OBJECTIVES
 from minigpt.settings import help_text, parse_settings, require, setting
@@ -51,7 +56,7 @@ class TrainConfig:
     # ---- optimisation ----------------------------------------------------------------------------
     batch_size: int = setting(12, "sequences per micro-batch per process")
     gradient_accumulation_steps: int = setting(
-        1, "micro-batches per optimizer step, summed over all DDP processes"
+        1, "micro-batches per optimizer step over all processes, split across them (rounded up)"
     )
     max_iters: int = setting(2000, "optimizer steps to run in total")
     learning_rate: float = setting(1e-3, "peak learning rate after warmup")
@@ -68,6 +73,9 @@ class TrainConfig:
     eval_iters: int = setting(20, "batches per split in each evaluation")
     log_interval: int = setting(10, "report the training loss every this many steps")
     eval_only: bool = setting(False, "evaluate once and exit")
+    always_save_checkpoint: bool = setting(
+        True, "save at every evaluation; False saves only when val loss improves"
+    )
     progress: bool = setting(True, "show a progress bar (else one line per log step)")
     sample_tokens: int = setting(500, "tokens to generate after training; 0 skips the sample")
     tensorboard_log: bool = setting(False, "also log to TensorBoard (out_dir/tensorboard)")
@@ -84,7 +92,10 @@ class TrainConfig:
     )
     compile: bool = setting(False, "torch.compile the model")
     backend: str = setting(
-        "auto", "DDP backend: nccl on CUDA, gloo on CPU", ("auto", "nccl", "gloo")
+        "auto", "torchrun backend: nccl on CUDA, gloo on CPU", ("auto", "nccl", "gloo")
+    )
+    strategy: str = setting(
+        "ddp", "under torchrun: replicate the model (ddp) or shard it (fsdp)", ("ddp", "fsdp")
     )
 
     def validate(self) -> None:
@@ -110,11 +121,22 @@ class TrainConfig:
             require(ok, message)
 
 
-USAGE = "usage: python train.py [config/NAME.toml ...] [--key=value | --key value ...]"
+SAVED_CONFIG_FILE = "train_config.json"  # the settings of a run, beside its checkpoint
+
+
+def load_saved_config(out_dir: str | Path) -> TrainConfig:
+    """The TrainConfig a run saved into out_dir (what `init_from=resume` starts from)."""
+    path = Path(out_dir) / SAVED_CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: --init_from=resume needs a train.py out_dir")
+    return TrainConfig(**json.loads(path.read_text()))
+
+
+USAGE = "usage: python train.py [config/NAME.toml|.py ...] [--key=value | --key value ...]"
 
 
 def parse_config(argv: Sequence[str], base: TrainConfig | None = None) -> TrainConfig:
-    """TrainConfig from `base` (or the defaults), then TOML files, then flags; validated."""
+    """TrainConfig from `base` (or the defaults), then config files, then flags; validated."""
     return parse_settings(TrainConfig, argv, base)
 
 

@@ -75,8 +75,11 @@ def measure_matmul_peak(
     matmuls can reach; it is measured once per (device, dtype) and cached.
     """
     device = torch.device(device)
-    a = torch.randn(size, size, device=device, dtype=dtype)
-    b = torch.randn(size, size, device=device, dtype=dtype)
+    # operands from a private generator: a draw from the global one would shift the dropout
+    # masks of the run being measured, so a resumed run would not repeat the straight one
+    generator = torch.Generator(device=device).manual_seed(0)
+    a = torch.randn(size, size, device=device, dtype=dtype, generator=generator)
+    b = torch.randn(size, size, device=device, dtype=dtype, generator=generator)
     a @ b  # warm up: kernel selection, thread pool start
     _sync(device)
     best, deadline = 0.0, time.perf_counter() + seconds

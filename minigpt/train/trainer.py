@@ -1,15 +1,17 @@
 """The training loop: minimise L = -(1/BT) sum_{b,t} log p(y[b,t] | x[b,:t+1]) with AdamW
 (or the loss of another pre-training objective, --objective: see minigpt.data.objectives).
 
-One optimizer step with gradient accumulation over k micro-batches (k = gradient_accumulation_steps
-/ world_size per process) sums the gradients of L_i / k, so the step follows the gradient of the
-mean loss over all k micro-batches, the same as one batch k times as large:
+One optimizer step with gradient accumulation over k micro-batches sums the gradients of
+L_i / k, so the step follows the gradient of the mean loss over all k micro-batches, the same as
+one batch k times as large:
 
     grad = (1/k) sum_i grad L_i
 
-Under DDP each process does this for its slice and DDP averages over processes (see
-minigpt.train.distributed); the all-reduce runs only on the last micro-step (`no_sync` before it),
-because averaging partial sums k times gives the same result k times slower.
+`gradient_accumulation_steps` counts micro-batches over all processes (nanoGPT's meaning): each of
+W processes runs k = ceil(gradient_accumulation_steps / W), rounded up (with a notice) when W does
+not divide it, so `torchrun` runs any setting. DDP or FSDP averages over processes (see
+minigpt.train.distributed); the reduction runs only on the last micro-step, because averaging
+partial sums k times gives the same result k times slower.
 
 A run: `Trainer(config).train()`. It evaluates and saves a checkpoint every `eval_interval` steps
 and at the end (see minigpt.train.state for what a checkpoint holds), logs to metrics.jsonl, and
@@ -18,16 +20,13 @@ stops cleanly on SIGINT/SIGTERM.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import time
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from minigpt.checkpoint import WEIGHTS_FILE, CheckpointError, atomic_write, load_tokenizer
@@ -40,14 +39,23 @@ from minigpt.data.objectives import (
     make_objective,
     special_tokens,
 )
-from minigpt.data.prepare import META_FILE
+from minigpt.data.prepare import ensure_dataset
 from minigpt.data.tokenizer import Tokenizer
 from minigpt.model.config import GPTConfig
 from minigpt.model.gpt import GPT
 from minigpt.model.loss import perplexity
 from minigpt.settings import ConfigError
-from minigpt.train.config import TrainConfig
-from minigpt.train.distributed import DistInfo, all_reduce_mean, any_rank
+from minigpt.train.config import SAVED_CONFIG_FILE, TrainConfig
+from minigpt.train.distributed import (
+    DistInfo,
+    all_reduce_mean,
+    any_rank,
+    gradient_sync,
+    micro_batches_per_rank,
+    on_main,
+    replicate,
+    shard,
+)
 from minigpt.train.interrupt import StopRequest
 from minigpt.train.metrics import MetricsLog
 from minigpt.train.optim import lr_at, make_adamw, optimizer_step
@@ -60,13 +68,16 @@ from minigpt.train.precision import (
     resolve_dtype,
 )
 from minigpt.train.state import (
+    check_out_dir,
+    full_model,
+    gathered_rng,
+    load_optimizer_state,
     load_train_state,
-    rng_state,
+    optimizer_state,
     save_train_state,
     set_rng_state,
 )
 
-CONFIG_FILE = "train_config.json"
 BEST_DIR = "best"
 
 
@@ -81,51 +92,24 @@ class TrainResult:
     interrupted: str = ""  # name of the signal that stopped the run early, "" if none
 
 
-def ensure_dataset(data_dir: Path) -> None:
-    """Run data_dir/prepare.py's `prepare(out_dir=data_dir)` if the dataset is not there yet."""
-    if (data_dir / META_FILE).is_file():
-        return
-    script = data_dir / "prepare.py"
-    if not script.is_file():
-        raise FileNotFoundError(
-            f"{data_dir / META_FILE} not found and there is no {script} to make it"
-        )
-    spec = importlib.util.spec_from_file_location(f"prepare_{data_dir.name}", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.prepare(out_dir=data_dir)
-
-
-def load_saved_config(out_dir: str | Path) -> TrainConfig:
-    """The TrainConfig a run saved into out_dir (what `init_from=resume` starts from)."""
-    path = Path(out_dir) / CONFIG_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: --init_from=resume needs a train.py out_dir")
-    return TrainConfig(**json.loads(path.read_text()))
-
-
 class Trainer:
     """Builds model, optimizer and data from a TrainConfig, then `train()` runs the loop."""
 
     def __init__(self, config: TrainConfig, dist: DistInfo | None = None) -> None:
         self.cfg = cfg = config
         self.dist = dist or DistInfo()
-        if cfg.gradient_accumulation_steps % self.dist.world_size:
-            raise ConfigError(
-                f"--gradient_accumulation_steps={cfg.gradient_accumulation_steps} must be a "
-                f"multiple of the number of processes ({self.dist.world_size})"
-            )
-        self.accum = cfg.gradient_accumulation_steps // self.dist.world_size
+        self.accum = self._micro_batches_per_rank()
         self.device = resolve_device(cfg.device, self.dist.local_rank)
         self.dtype = resolve_dtype(cfg.dtype, self.device)
+        self.sharded = self.dist.enabled and cfg.strategy == "fsdp"
+        if self.sharded and self.dtype == torch.float16:
+            raise ConfigError("--strategy=fsdp runs float32 or bfloat16; use --dtype=bfloat16")
         if self.device.type == "cuda":
             enable_tf32()
         self.out_dir = Path(cfg.out_dir)
         self.data_dir = Path(cfg.data_dir or Path("data") / cfg.dataset)
-        if self.dist.is_main:
-            ensure_dataset(self.data_dir)
-        if self.dist.enabled:
-            torch.distributed.barrier()  # the other ranks wait for rank 0 to prepare the data
+        # the other ranks wait for rank 0 to prepare the data
+        on_main(lambda: ensure_dataset(self.data_dir), self.device, self.dist)
         self.meta = load_meta(self.data_dir)
         self.iter_num, self.best_val_loss, self.saved_iter = 0, math.inf, -1
 
@@ -138,6 +122,11 @@ class Trainer:
                 f"--block_size={cfg.block_size} exceeds the model's {self.model.config.block_size}"
             )
         self.model.to(self.device)
+        # weights, best/ weights, AdamW's two moments, a temporary copy while one is replaced
+        checkpoint_bytes = 6 * sum(p.numel() * p.element_size() for p in self.model.parameters())
+        on_main(lambda: check_out_dir(self.out_dir, checkpoint_bytes), self.device, self.dist)
+        if self.sharded:
+            shard(self.model, self.device, self.dtype)  # before the optimizer: it holds shards
         self.optimizer = make_adamw(
             self.model, cfg.learning_rate, cfg.weight_decay, (cfg.beta1, cfg.beta2),
             self.device.type,
@@ -148,18 +137,27 @@ class Trainer:
         if cfg.init_from == "resume":
             self._restore(load_train_state(self.out_dir))
 
-        self.tokens_per_iter = cfg.batch_size * cfg.block_size * cfg.gradient_accumulation_steps
+        self.tokens_per_iter = cfg.batch_size * cfg.block_size * self.accum * self.dist.world_size
         self.flops_per_token = flops_per_token(
             self.model.config, matmul_params(self.model), cfg.block_size
         )
         self.peak_flops = device_peak_flops(self.device, self.dtype) * self.dist.world_size
         # the module that runs the steps: compiled and/or DDP-wrapped views of self.model
         self.runner = torch.compile(self.model) if cfg.compile else self.model
-        if self.dist.enabled:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.runner = DistributedDataParallel(self.runner, device_ids=ids)
+        if self.dist.enabled and not self.sharded:
+            self.runner = replicate(self.runner, self.device)
 
     # ---- construction -------------------------------------------------------------------------
+
+    def _micro_batches_per_rank(self) -> int:
+        total, world = self.cfg.gradient_accumulation_steps, self.dist.world_size
+        per_rank = micro_batches_per_rank(total, world)
+        if per_rank * world != total:
+            self._print(
+                f"note: --gradient_accumulation_steps={total} rounded up to {per_rank * world} "
+                f"to split evenly over {world} processes ({per_rank} each)"
+            )
+        return per_rank
 
     def _build_model(self) -> tuple[GPT, Tokenizer]:
         cfg = self.cfg
@@ -202,7 +200,7 @@ class Trainer:
             )
         self.iter_num, self.best_val_loss = state["iter_num"], state["best_val_loss"]
         self.saved_iter = self.iter_num
-        self.optimizer.load_state_dict(state["optimizer"])
+        load_optimizer_state(self.model, self.optimizer, state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         self.sampler.load_state_dict(state["sampler"])
         rng = state["rng"]
@@ -222,8 +220,7 @@ class Trainer:
         for micro in range(self.accum):
             x, y, prefix_len = self._batch(self.sampler)
             last = micro == self.accum - 1
-            sync = nullcontext() if last or not self.dist.enabled else self.runner.no_sync()
-            with sync:
+            with gradient_sync(self.model, self.runner, enabled=last):
                 with autocast(self.device, self.dtype):
                     loss = self.runner(x, y, prefix_len=prefix_len).loss / self.accum
                 self.scaler.scale(loss).backward()
@@ -261,40 +258,35 @@ class Trainer:
 
     # ---- checkpoints ---------------------------------------------------------------------------
 
-    def _gathered_rng(self) -> list[dict[str, torch.Tensor]]:
-        """Every rank's RNG state, indexed by rank (each rank draws its own dropout masks).
-        Gathered as tensors on the training device (nccl moves only GPU tensors)."""
-        mine = rng_state(self.device)
-        if not self.dist.enabled:
-            return [mine]
-        states: list[dict[str, torch.Tensor]] = [{} for _ in range(self.dist.world_size)]
-        for key, tensor in mine.items():
-            parts = [torch.empty_like(tensor, device=self.device) for _ in states]
-            torch.distributed.all_gather(parts, tensor.to(self.device))
-            for state, part in zip(states, parts, strict=True):
-                state[key] = part.cpu()
-        return states
+    def full_model(self) -> GPT | None:
+        """The whole trained model on rank 0, None elsewhere (a collective under FSDP)."""
+        return full_model(self.model, self.dist)
+
+    def _save_model(self, directory: Path) -> None:
+        model = self.full_model()  # every rank takes part
+        if model is not None:
+            model.save_pretrained(directory, tokenizer=self.tokenizer)
 
     def save(self) -> None:
-        """Write the checkpoint (model, then train state) into out_dir; rank 0 only."""
-        rng = self._gathered_rng()  # a collective: every rank takes part
-        if not self.dist.is_main:
-            return
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(self.out_dir, tokenizer=self.tokenizer)
-        settings = json.dumps(asdict(self.cfg), indent=1) + "\n"
-        atomic_write(self.out_dir / CONFIG_FILE, lambda tmp: tmp.write_text(settings))
-        state = {
-            "iter_num": self.iter_num,
-            "best_val_loss": self.best_val_loss,
-            "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "rng": rng,
-            "sampler": self.sampler.state_dict(),
-            "model_sha256": sha256_file(self.out_dir / WEIGHTS_FILE),
-        }
-        save_train_state(self.out_dir, state)
-        self.saved_iter = self.iter_num
+        """Write the checkpoint (model, then train state) into out_dir; rank 0 writes, every
+        rank takes part (gathering RNG states, and shards under FSDP)."""
+        rng = gathered_rng(self.device, self.dist)
+        optimizer = optimizer_state(self.model, self.optimizer)
+        self._save_model(self.out_dir)
+        if self.dist.is_main:
+            settings = json.dumps(asdict(self.cfg), indent=1) + "\n"
+            atomic_write(self.out_dir / SAVED_CONFIG_FILE, lambda tmp: tmp.write_text(settings))
+            state = {
+                "iter_num": self.iter_num,
+                "best_val_loss": self.best_val_loss,
+                "optimizer": optimizer,
+                "scaler": self.scaler.state_dict(),
+                "rng": rng,
+                "sampler": self.sampler.state_dict(),
+                "model_sha256": sha256_file(self.out_dir / WEIGHTS_FILE),
+            }
+            save_train_state(self.out_dir, state)
+        self.saved_iter = self.iter_num  # on every rank: they must agree on whether to save
 
     def _checkpoint_note(self) -> str:
         if self.saved_iter < 0:
@@ -329,11 +321,12 @@ class Trainer:
             metrics.log(record)
         if self.cfg.eval_only:
             return losses["val"]
-        if losses["val"] < self.best_val_loss:
+        improved = losses["val"] < self.best_val_loss
+        if improved:
             self.best_val_loss = losses["val"]
-            if self.dist.is_main:
-                self.model.save_pretrained(self.out_dir / BEST_DIR, tokenizer=self.tokenizer)
-        self.save()
+            self._save_model(self.out_dir / BEST_DIR)
+        if improved or self.cfg.always_save_checkpoint:
+            self.save()
         return losses["val"]
 
     def train(self) -> TrainResult:

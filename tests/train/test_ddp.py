@@ -10,7 +10,7 @@ import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 
 from minigpt.train.config import TrainConfig
-from minigpt.train.distributed import init_distributed, shutdown
+from minigpt.train.distributed import init_distributed, micro_batches_per_rank, shutdown
 from minigpt.train.metrics import read_metrics
 from minigpt.train.trainer import Trainer
 from tests.tiny_models import one_thread
@@ -65,10 +65,8 @@ def test_two_gloo_ranks_match_one_process_with_the_global_batch(tmp_path):
         assert got.get("val_loss", 0) == pytest.approx(want.get("val_loss", 0), rel=1e-5)
 
 
-def test_accumulation_must_split_evenly_over_ranks(tmp_path):
-    from minigpt.settings import ConfigError
-    from minigpt.train.distributed import DistInfo
-
-    cfg = tiny_train_config(tmp_path / "out", tmp_path / "data", gradient_accumulation_steps=3)
-    with pytest.raises(ConfigError, match="must be a multiple of the number of processes \\(2\\)"):
-        Trainer(cfg, DistInfo(rank=0, local_rank=0, world_size=2))
+@pytest.mark.parametrize(
+    ("steps", "world", "per_rank"), [(1, 1, 1), (8, 2, 4), (1, 2, 1), (3, 2, 2), (40, 3, 14)]
+)
+def test_accumulation_steps_are_global_and_rounded_up_per_rank(steps, world, per_rank):
+    assert micro_batches_per_rank(steps, world) == per_rank

@@ -10,11 +10,12 @@ import torch
 
 import train
 from minigpt import GPT
+from minigpt.data.prepare import ensure_dataset
 from minigpt.settings import ConfigError
 from minigpt.train.metrics import read_metrics
 from minigpt.train.optim import lr_at, param_groups
 from minigpt.train.state import STATE_FILE, load_train_state
-from minigpt.train.trainer import Trainer, TrainingDiverged, ensure_dataset
+from minigpt.train.trainer import Trainer, TrainingDiverged
 from tests.tiny_models import one_thread
 from tests.train.fixtures import make_dataset, tiny_train_config
 
