@@ -104,7 +104,7 @@ def prepare(
     extra = [text for stem in EXTRA for _, _, text in snippets[stem]]
     texts = {name: [row["text"] for row in rows] for name, rows in splits.items()}
     lm_docs = {"train": texts["train"] + extra, "val": texts["val"]}
-    tok = make_tokenizer(tokenizer, lm_docs["train"] + lm_docs["val"])
+    tok = make_tokenizer(tokenizer, lm_docs["train"])  # fitted on training text only
     bins = write_splits(out_dir, tok, lm_docs, num_threads=num_threads)
     source = {"archive": ARCHIVE, "labelled": MOVIES, "extra_lm_text": EXTRA}
     meta = write_meta(

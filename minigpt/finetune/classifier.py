@@ -119,9 +119,10 @@ class GPTClassifier(nn.Module):
         lengths: torch.Tensor,
         labels: torch.Tensor | None = None,
         aux_lm_weight: float = 0.0,
+        class_weight: torch.Tensor | None = None,
     ) -> ClassifierOutput:
         """input_ids (B, T) right-padded, lengths (B,) real tokens per row, labels (B,) class
-        indices -> ClassifierOutput with logits (B, K)."""
+        indices -> ClassifierOutput with logits (B, K). `class_weight` (K,) weighs L2 per class."""
         _check_lengths(lengths, input_ids.size(1))
         h = self.hidden_states(input_ids)  # (B, T, C)
         rows = torch.arange(len(input_ids), device=h.device)
@@ -129,7 +130,8 @@ class GPTClassifier(nn.Module):
         logits = self.head(pooled)  # (B, K)
         if labels is None:
             return ClassifierOutput(logits, None, None)
-        loss = F.cross_entropy(logits.float(), labels.to(logits.device))  # L2, mean over batch
+        weight = None if class_weight is None else class_weight.to(logits.device)
+        loss = F.cross_entropy(logits.float(), labels.to(logits.device), weight)  # L2
         aux = None
         if aux_lm_weight:
             aux = lm_loss(self.gpt.lm_head(h), next_token_targets(input_ids, lengths))  # L1
