@@ -228,7 +228,8 @@ class SubsetBPETokenizer(Tokenizer):
 
     @staticmethod
     def from_corpus(base: str, docs: Iterable[str], n_vocab: int) -> SubsetBPETokenizer:
-        """The subset of `base` with its required ids plus the ids most frequent in `docs`."""
+        """The subset of `base` with its required ids plus the ids most frequent in `docs`:
+        n_vocab ids in all, or fewer when `docs` use fewer."""
         encoding = _subset_base(base).encoding
         required = _required_ids(encoding)
         if n_vocab < len(required):
