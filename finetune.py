@@ -140,7 +140,8 @@ def run(cfg: FinetuneConfig) -> dict[str, Any]:
     splits = prepare_data(cfg, tokenizer, gpt.config.block_size)
     torch.manual_seed(cfg.seed)  # the head's initial weights
     method = cfg.method_config()
-    model = GPTClassifier(gpt, splits.labels, splits.label_names, method, base_dir).to(device)
+    model = GPTClassifier(gpt, splits.labels, splits.label_names, method, base_dir, cfg.pooling)
+    model = model.to(device)
     print(describe_params(model, cfg.tuning.method))
     test_batches = splits.loader("test", cfg.eval_batch_size)
     untrained = evaluate(model, test_batches, device, dtype, "untrained head", cfg.progress)

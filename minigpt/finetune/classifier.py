@@ -1,10 +1,12 @@
 """Head-swap sequence classification on top of any GPT (GPT-1 section 3.2, GPT-2's convention).
 
-A text x_1..x_m goes through the transformer; its feature is the final-norm hidden state of the
-last real token, h_m = LayerNorm(h_L)[m] (the only position that has seen the whole text). A new
-linear head replaces the LM head:
+A text x_1..x_m goes through the transformer; its feature f is, with pooling="last", the
+final-norm hidden state of the last real token, f = h_m = LayerNorm(h_L)[m] (the only position
+that has seen the whole text), or with pooling="mean" the mean over its real tokens,
+f = (1/m) sum_i h_i, which leans less on how well one position summarises the text (small,
+briefly pre-trained models). A new linear head replaces the LM head:
 
-    P(y | x_1..x_m) = softmax(h_m W_y + b_y)          W_y: (C x K) for K labels
+    P(y | x_1..x_m) = softmax(f W_y + b_y)            W_y: (C x K) for K labels
     L2 = -sum_(x, y) log P(y | x_1..x_m)              the classification loss
 
 GPT-1 also keeps language modelling as an auxiliary objective on the same texts, through the LM
@@ -46,6 +48,7 @@ from minigpt.model.loss import IGNORE_INDEX, lm_loss
 CLASSIFIER_FILE = "classifier.json"
 TENSORS_FILE = "classifier.safetensors"
 FORMAT = "minigpt-classifier"
+POOLINGS = ("last", "mean")
 
 
 class ClassifierOutput(NamedTuple):
@@ -73,8 +76,12 @@ class GPTClassifier(nn.Module):
         label_names: Sequence[str] | None = None,
         method: MethodConfig | None = None,
         base_dir: str | Path | None = None,
+        pooling: str = "last",
     ) -> None:
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling={pooling!r}: choose one of {', '.join(POOLINGS)}")
+        self.pooling = pooling
         if len(labels) < 2:
             raise ValueError(f"a classifier needs at least 2 labels, got {list(labels)}")
         if label_names is not None and len(label_names) != len(labels):
@@ -125,9 +132,7 @@ class GPTClassifier(nn.Module):
         indices -> ClassifierOutput with logits (B, K). `class_weight` (K,) weighs L2 per class."""
         _check_lengths(lengths, input_ids.size(1))
         h = self.hidden_states(input_ids)  # (B, T, C)
-        rows = torch.arange(len(input_ids), device=h.device)
-        pooled = h[rows, lengths.to(h.device) - 1]  # (B, C): h_m of each text
-        logits = self.head(pooled)  # (B, K)
+        logits = self.head(self.pool(h, lengths.to(h.device)))  # (B, K)
         if labels is None:
             return ClassifierOutput(logits, None, None)
         weight = None if class_weight is None else class_weight.to(logits.device)
@@ -137,6 +142,13 @@ class GPTClassifier(nn.Module):
             aux = lm_loss(self.gpt.lm_head(h), next_token_targets(input_ids, lengths))  # L1
             loss = loss + aux_lm_weight * aux  # L3
         return ClassifierOutput(logits, loss, aux)
+
+    def pool(self, h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, T, C) hidden states -> (B, C) features f, ignoring the padding."""
+        if self.pooling == "last":
+            return h[torch.arange(len(h), device=h.device), lengths - 1]  # h_m of each text
+        real = torch.arange(h.size(1), device=h.device) < lengths[:, None]  # (B, T)
+        return (h * real[..., None]).sum(1) / lengths[:, None].to(h.dtype)
 
     @torch.no_grad()
     def predict_proba(
@@ -278,7 +290,8 @@ def load_classifier(
                 " is missing; restore it or pass its new location (base_dir= / --base=)"
             )
     gpt = GPT.from_pretrained(gpt_dir)
-    classifier = GPTClassifier(gpt, labels, meta["label_names"], method, base_dir=gpt_dir)
+    pooling = meta.get("pooling", "last")
+    classifier = GPTClassifier(gpt, labels, meta["label_names"], method, gpt_dir, pooling)
     _load_tensors(classifier, path / TENSORS_FILE)
     tokenizer = load_tokenizer(path) or load_tokenizer(gpt_dir)
     return classifier.to(device), tokenizer
@@ -300,6 +313,7 @@ def _meta(classifier: GPTClassifier, method: dict[str, Any]) -> dict[str, Any]:
         "label_names": list(classifier.label_names),
         "method": method,
         "base": classifier.base_dir if frozen else None,
+        "pooling": classifier.pooling,
     }
 
 

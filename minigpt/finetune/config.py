@@ -64,6 +64,10 @@ class FinetuneConfig:
         (), "comma-separated display names; '' = from meta.json or labels"
     )
     max_len: int = setting(128, "keep the first max_len tokens of each text (<= block_size)")
+    pooling: str = setting(
+        "last", "text feature: the last token's hidden state, or the mean over tokens",
+        ("last", "mean"),
+    )  # fmt: skip
     # ---- method --------------------------------------------------------------------------------
     tuning: MethodConfig = setting(MethodConfig(), "the fine-tuning method and its knobs")
     # ---- optimisation --------------------------------------------------------------------------
