@@ -3,6 +3,8 @@
 - confusion.png: the test confusion matrix M[i, j] (true class i predicted as j), each row also
   shown as a share of its class, so a rare class's errors are as visible as a common one's.
 - learning_curves.png: per epoch, train and val loss (left) and val accuracy and macro-F1 (right).
+  The train loss is the training objective: class-weighted under --class_weight=balanced, while
+  the val loss never is, so only their trends compare then.
 """
 
 from __future__ import annotations
