@@ -6,11 +6,12 @@
 With no arguments it classifies movie_reviews snippets into 5 rating levels (preparing the data
 if needed). With no `--init_from` it first pre-trains (or reuses) a small in-domain GPT through
 train.py and config/movie_reviews_lm.toml, on the review texts plus the archive's unlabelled
-snippets. `--method` picks what trains (head, top, full, lora, adapter,
+snippets. `--method` picks what trains (head, top, full, lora, adalora, adapter,
 prefix; minigpt.finetune.peft).
-The run reports validation loss/accuracy every epoch, then test loss, accuracy, macro-F1,
+The run reports validation loss/accuracy/macro-F1 every epoch, then test loss, accuracy, macro-F1,
 per-class precision/recall and the confusion matrix next to two baselines (the majority class,
-and the untrained head), and writes them to out_dir/metrics.json. `--help` lists every setting.
+and the untrained head), and writes them to out_dir/metrics.json, with confusion.png and
+learning_curves.png beside it when matplotlib is installed. `--help` lists every setting.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from minigpt.finetune.metrics import (
     majority_baseline,
 )
 from minigpt.finetune.peft import count_params, describe_params
+from minigpt.finetune.plot import CONFUSION_FILE, CURVES_FILE, plot_confusion, plot_learning_curves
 from minigpt.model.gpt import GPT
 from minigpt.settings import ConfigError, help_text, parse_settings
 from minigpt.train.precision import resolve_device, resolve_dtype
@@ -137,7 +139,8 @@ def run(cfg: FinetuneConfig) -> dict[str, Any]:
     splits = prepare_data(cfg, tokenizer, gpt.config.block_size)
     torch.manual_seed(cfg.seed)  # the head's initial weights
     method = cfg.method_config()
-    model = GPTClassifier(gpt, splits.labels, splits.label_names, method, base_dir).to(device)
+    model = GPTClassifier(gpt, splits.labels, splits.label_names, method, base_dir, cfg.pooling)
+    model = model.to(device)
     print(describe_params(model, cfg.tuning.method))
     test_batches = splits.loader("test", cfg.eval_batch_size)
     untrained = evaluate(model, test_batches, device, dtype, "untrained head", cfg.progress)
@@ -170,13 +173,26 @@ def run(cfg: FinetuneConfig) -> dict[str, Any]:
             "untrained_head": _summary(untrained, labels),
         },
         "test": {"loss": test.loss, **classification_report(test.y_true, test.y_pred, labels)},
+        **({"adalora": finetuner.ranks} if finetuner.ranks else {}),
         "wall_time_s": time.perf_counter() - start,
         "config": dataclasses.asdict(cfg),
     }
     write_json(out_dir / METRICS_FILE, metrics)
     print_report(metrics, names)
     print(f"saved the classifier and {METRICS_FILE} to {out_dir}")
+    write_plots(metrics, names, out_dir)
     return metrics
+
+
+def write_plots(metrics: dict[str, Any], names: Sequence[str], out_dir: Path) -> None:
+    """confusion.png and learning_curves.png beside metrics.json, or a note without matplotlib."""
+    try:
+        plot_confusion(metrics["test"]["confusion_matrix"], names, out_dir / CONFUSION_FILE)
+        plot_learning_curves(metrics["epochs"], out_dir / CURVES_FILE)
+    except ImportError as e:
+        print(f"no plots: {e}")
+        return
+    print(f"plots: {out_dir / CONFUSION_FILE}, {out_dir / CURVES_FILE}")
 
 
 def _summary(result: EvalResult, labels: Sequence[str]) -> dict[str, float]:
@@ -186,6 +202,9 @@ def _summary(result: EvalResult, labels: Sequence[str]) -> dict[str, float]:
 
 def print_report(metrics: dict[str, Any], names: Sequence[str]) -> None:
     test, base = metrics["test"], metrics["baselines"]
+    if "adalora" in metrics:
+        ranks = metrics["adalora"]
+        print(f"AdaLoRA total rank {ranks['initial_total_rank']} -> {ranks['final_total_rank']}")
     print(f"---- test set (best epoch {metrics['best_epoch']}) ----")
     print(f"loss {test['loss']:.4f}")
     print(format_report(test, names))

@@ -3,6 +3,10 @@
 
     python data/movie_reviews/prepare.py [--out_dir DIR] [--tokenizer gpt2] [--cache_dir DIR]
 
+`--tokenizer gpt2:8192` keeps the 8,192 GPT-2 ids that the LM training text uses most (rarer
+tokens split into kept ones): an LM head 6x smaller, for ~13% more tokens. A vocabulary built
+from text (char, gpt2:N) sees the LM training text only, never val or test.
+
 Writes into out_dir:
 
 - train.jsonl, val.jsonl, test.jsonl: one {"id", "text", "rating", "label5", "label2"} per line.
@@ -124,7 +128,7 @@ def prepare(
     extra = [text for stem in EXTRA for _, _, text in snippets[stem]]
     texts = {name: [row["text"] for row in rows] for name, rows in splits.items()}
     lm_docs = {"train": texts["train"] + extra, "val": texts["val"]}
-    tok = make_tokenizer(tokenizer, lm_docs["train"] + lm_docs["val"])
+    tok = make_tokenizer(tokenizer, lm_docs["train"])  # fitted on training text only
     bins = write_splits(out_dir, tok, lm_docs, num_threads=num_threads)
     source = {"archive": ARCHIVE, "labelled": MOVIES, "extra_lm_text": EXTRA}
     meta = write_meta(

@@ -35,7 +35,7 @@ import numpy as np
 from tqdm import tqdm
 
 from minigpt.data.corpus import SHAKESPEARE_SOURCE, sha256_file, shakespeare_works
-from minigpt.data.tokenizer import Tokenizer
+from minigpt.data.tokenizer import SubsetBPETokenizer, Tokenizer
 
 META_FILE = "meta.json"
 DOC_SEPARATOR = "\n\n"
@@ -49,9 +49,17 @@ def dtype_for(n_vocab: int) -> np.dtype:
 
 def make_tokenizer(name: str, docs: Sequence[str]) -> Tokenizer:
     """`Tokenizer.from_name(name)`, except that "char" builds its alphabet from the documents
-    (and the separator that will join them)."""
+    (and the separator that will join them), and "<bpe>:<n_vocab>" keeps the n_vocab ids of that
+    BPE the documents use most."""
     if name == "char":
         return Tokenizer.char_from_text(DOC_SEPARATOR + "".join(docs))
+    if ":" in name:
+        base, n_vocab = name.split(":", 1)
+        if not n_vocab.isdigit():
+            raise ValueError(
+                f"tokenizer {name!r}: write a BPE subset as <bpe>:<n_vocab>, e.g. gpt2:8192"
+            )
+        return SubsetBPETokenizer.from_corpus(base, docs, int(n_vocab))
     return Tokenizer.from_name(name)
 
 

@@ -18,6 +18,9 @@ Three kinds:
   0..len(chars)-1 are the characters in sorted order; the extra id `len(chars)` is `unk_id`, what
   any character outside the corpus maps to (it decodes to U+FFFD).
 - Bytes: the 256 byte values of the UTF-8 encoding; represents every text, no training needed.
+- A BPE subset, named "<bpe>:<n_vocab>" (e.g. "gpt2:8192"): a BPE vocabulary cut down to the
+  n_vocab ids a corpus uses most (`SubsetBPETokenizer`). The LM head of a model over it has
+  n_vocab rows instead of 50,257, which is most of a small model's compute.
 
 `eot_id` is the end-of-text id that separates documents, or None for tokenizers that have none
 (char, bytes). Special tokens are never produced from plain text: "<|endoftext|>" inside a
@@ -35,6 +38,7 @@ from __future__ import annotations
 import json
 import os
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -89,10 +93,14 @@ class Tokenizer(ABC):
         kind = spec.get("kind")
         if kind == "char":
             tok: Tokenizer = CharTokenizer(spec["chars"])
+        elif kind == "bpe_subset":
+            tok = SubsetBPETokenizer(spec["base"], spec["base_ids"])
         elif kind in ("bpe", "bytes"):
             tok = Tokenizer.from_name(spec["name"])
         else:
-            raise ValueError(f"tokenizer spec has unknown kind {kind!r}; expected bpe, char, bytes")
+            raise ValueError(
+                f"tokenizer spec has unknown kind {kind!r}; expected bpe, bpe_subset, char, bytes"
+            )
         if spec.get("n_vocab", tok.n_vocab) != tok.n_vocab:  # e.g. a tiktoken file that changed
             raise ValueError(
                 f"tokenizer spec says {spec['name']} has n_vocab={spec['n_vocab']}, but it builds"
@@ -213,6 +221,108 @@ class BPETokenizer(Tokenizer):
 
     def encode_batch(self, texts: Sequence[str], *, num_threads: int = 8) -> list[list[int]]:
         return self.encoding.encode_ordinary_batch(list(texts), num_threads=num_threads)
+
+
+class SubsetBPETokenizer(Tokenizer):
+    """A BPE vocabulary cut down to the base ids a corpus uses most, with byte fallback.
+
+    New id i stands for base id `base_ids[i]`. The subset always holds the base's 256 single-byte
+    tokens and its end-of-text token; a base token outside the subset is split into subset tokens
+    by greedy longest match over its bytes (" Conan" -> " Con" "an"), which ends at single bytes
+    at worst. So every text still encodes, decode(encode(s)) == s, and only rare words cost more
+    ids than under the full vocabulary.
+    """
+
+    def __init__(self, base: str, base_ids: Sequence[int]):
+        self.base = _subset_base(base)
+        encoding = self.base.encoding
+        self.base_ids = [int(i) for i in base_ids]
+        self._new_id = {b: i for i, b in enumerate(self.base_ids)}
+        if len(self._new_id) != len(self.base_ids):
+            raise ValueError("a BPE subset lists a base id twice")
+        missing = [i for i in _required_ids(encoding) if i not in self._new_id]
+        if missing:
+            raise ValueError(f"a {base} subset must keep every single-byte token and end-of-text")
+        self.name = f"{base}:{len(self.base_ids)}"
+        self.n_vocab = len(self.base_ids)
+        self.eot_id = self._new_id[encoding.eot_token]
+        # the pieces a split may use: every ordinary token (never end-of-text) by its bytes
+        self._by_bytes = {
+            encoding.decode_single_token_bytes(b): i
+            for b, i in self._new_id.items()
+            if i != self.eot_id
+        }
+        self._longest = max(map(len, self._by_bytes))
+        self._pieces: dict[int, list[int]] = {}  # base id outside the subset -> its subset ids
+
+    @staticmethod
+    def from_corpus(base: str, docs: Iterable[str], n_vocab: int) -> SubsetBPETokenizer:
+        """The subset of `base` with its required ids plus the ids most frequent in `docs`:
+        n_vocab ids in all, or fewer when `docs` use fewer."""
+        encoding = _subset_base(base).encoding
+        required = _required_ids(encoding)
+        if n_vocab < len(required):
+            raise ValueError(f"a {base} subset needs n_vocab >= {len(required)} (bytes + eot)")
+        counts = Counter(i for ids in encoding.encode_ordinary_batch(list(docs)) for i in ids)
+        kept = set(required)
+        frequent = [i for i, _ in counts.most_common() if i not in kept][: n_vocab - len(kept)]
+        return SubsetBPETokenizer(base, [*required, *frequent])
+
+    def _kind_spec(self) -> dict[str, Any]:
+        return {
+            "kind": "bpe_subset",
+            "name": self.name,
+            "base": self.base.name,
+            "n_vocab": self.n_vocab,
+            "eot_id": self.eot_id,
+            "base_ids": self.base_ids,
+        }
+
+    def encode(self, text: str, *, allowed_special: Special = ()) -> list[int]:
+        return self._from_base(self.base.encode(text, allowed_special=allowed_special))
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return self.base.decode([self.base_ids[i] for i in self._checked(ids)])
+
+    def encode_batch(self, texts: Sequence[str], *, num_threads: int = 8) -> list[list[int]]:
+        batch = self.base.encode_batch(texts, num_threads=num_threads)
+        return [self._from_base(ids) for ids in batch]
+
+    def _from_base(self, base_ids: list[int]) -> list[int]:
+        out = []
+        for i in base_ids:
+            new = self._new_id.get(i)
+            if new is None:
+                out += self._split(i)
+            else:
+                out.append(new)
+        return out
+
+    def _split(self, base_id: int) -> list[int]:
+        """Subset ids for a base token outside the subset: greedy longest match over its bytes."""
+        if base_id not in self._pieces:
+            data, pieces, start = self.base.encoding.decode_single_token_bytes(base_id), [], 0
+            while start < len(data):
+                stop = min(len(data), start + self._longest)
+                while data[start:stop] not in self._by_bytes:  # single bytes always match
+                    stop -= 1
+                pieces.append(self._by_bytes[data[start:stop]])
+                start = stop
+            self._pieces[base_id] = pieces
+        return self._pieces[base_id]
+
+
+def _subset_base(base: str) -> BPETokenizer:
+    if base not in BPE_ENCODINGS:
+        raise ValueError(
+            f"unknown BPE {base!r} to subset: choose one of {', '.join(BPE_ENCODINGS)}"
+        )
+    return BPETokenizer(base)
+
+
+def _required_ids(encoding: tiktoken.Encoding) -> list[int]:
+    """The base ids every subset keeps: the 256 single bytes, then end-of-text."""
+    return [*(encoding.encode_single_token(bytes([b])) for b in range(256)), encoding.eot_token]
 
 
 class CharTokenizer(Tokenizer):

@@ -2,8 +2,11 @@
 
 config.py      FinetuneConfig: every finetune.py setting
 classifier.py  GPTClassifier (last-token pooling, head swap) and its checkpoint format
-peft.py        head / top / full / LoRA / adapters / prefix tuning, wrapped in place
+peft.py        head / top / full / LoRA / AdaLoRA / adapters / prefix tuning, wrapped in place
+lora.py        LoRALinear: W' = W + (alpha / r) B A on slices of a Linear; merging
+adalora.py     AdaLoRA: P diag(lambda) Q updates and the rank allocator the loop calls each step
 data.py        train / val / test splits of labelled text, length-grouped batches
 loop.py        one loop for every method: epochs, early stopping, evaluation
 metrics.py     accuracy, macro-F1, per-class precision/recall, confusion matrix
+plot.py        confusion-matrix and learning-curve PNGs (plot extra)
 """

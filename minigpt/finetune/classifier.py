@@ -1,16 +1,17 @@
 """Head-swap sequence classification on top of any GPT (GPT-1 section 3.2, GPT-2's convention).
 
 A text x_1..x_m goes through the transformer; its feature f pools the final-norm hidden states
-h_i = LayerNorm(h_L)[i] in the way the model's attention allows:
+h_i = LayerNorm(h_L)[i]:
 
-    causal, prefix   f = h_m                        the last real token (the only position of a
-                                                    causal model that has seen the whole text; a
-                                                    prefix model reads the whole text as prefix)
-    bidirectional    f = (1/m) sum_{i<=m} h_i       mean pooling: every position saw the whole
-                                                    text; a prepended classification token
-                                                    measured no better (bench/pooling.py) and
-                                                    needs an embedding row nothing pre-trained
+    last   f = h_m                        the last real token: the only position of a causal model
+                                          that has seen the whole text (a prefix model reads the
+                                          whole text as prefix)
+    mean   f = (1/m) sum_{i<=m} h_i       the mean over real tokens: leans less on how well one
+                                          position summarises the text
 
+`pooling="auto"` follows the model's attention: mean for bidirectional models, where every
+position saw the whole text (a prepended classification token measured no better,
+bench/pooling.py, and needs an embedding row nothing pre-trained), last otherwise.
 A new linear head replaces the LM head:
 
     P(y | x_1..x_m) = softmax(f W_y + b_y)            W_y: (C x K) for K labels
@@ -57,6 +58,7 @@ from minigpt.model.loss import IGNORE_INDEX, lm_loss
 CLASSIFIER_FILE = "classifier.json"
 TENSORS_FILE = "classifier.safetensors"
 FORMAT = "minigpt-classifier"
+POOLINGS = ("auto", "last", "mean")
 
 
 class ClassifierOutput(NamedTuple):
@@ -84,8 +86,14 @@ class GPTClassifier(nn.Module):
         label_names: Sequence[str] | None = None,
         method: MethodConfig | None = None,
         base_dir: str | Path | None = None,
+        pooling: str = "auto",
     ) -> None:
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling={pooling!r}: choose one of {', '.join(POOLINGS)}")
+        if pooling == "auto":
+            pooling = "mean" if gpt.config.attention == "bidirectional" else "last"
+        self.pooling = pooling
         if len(labels) < 2:
             raise ValueError(f"a classifier needs at least 2 labels, got {list(labels)}")
         if label_names is not None and len(label_names) != len(labels):
@@ -126,30 +134,24 @@ class GPTClassifier(nn.Module):
         prefix_len = lengths if mode == "prefix" else None  # the text is the prefix
         return self.gpt.hidden_states(input_ids, cache, prefix_len, lengths)
 
-    def pool(self, h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """The feature f (B, C) of each text from its hidden states h (B, T, C)."""
-        if self.gpt.config.attention == "bidirectional":
-            real = torch.arange(h.size(1), device=h.device) < lengths[:, None]  # (B, T)
-            return (h * real[..., None]).sum(1) / lengths[:, None].to(h.dtype)
-        rows = torch.arange(len(h), device=h.device)
-        return h[rows, lengths - 1]  # h_m of each text
-
     def forward(
         self,
         input_ids: torch.Tensor,
         lengths: torch.Tensor,
         labels: torch.Tensor | None = None,
         aux_lm_weight: float = 0.0,
+        class_weight: torch.Tensor | None = None,
     ) -> ClassifierOutput:
         """input_ids (B, T) right-padded, lengths (B,) real tokens per row, labels (B,) class
-        indices -> ClassifierOutput with logits (B, K)."""
+        indices -> ClassifierOutput with logits (B, K). `class_weight` (K,) weighs L2 per class."""
         _check_lengths(lengths, input_ids.size(1))
         lengths = lengths.to(input_ids.device)
         h = self.hidden_states(input_ids, lengths)  # (B, T, C)
         logits = self.head(self.pool(h, lengths))  # (B, K)
         if labels is None:
             return ClassifierOutput(logits, None, None)
-        loss = F.cross_entropy(logits.float(), labels.to(logits.device))  # L2, mean over batch
+        weight = None if class_weight is None else class_weight.to(logits.device)
+        loss = F.cross_entropy(logits.float(), labels.to(logits.device), weight)  # L2
         aux = None
         if aux_lm_weight and self.gpt.config.attention != "causal":
             raise ValueError(
@@ -160,6 +162,13 @@ class GPTClassifier(nn.Module):
             aux = lm_loss(self.gpt.lm_head(h), next_token_targets(input_ids, lengths))  # L1
             loss = loss + aux_lm_weight * aux  # L3
         return ClassifierOutput(logits, loss, aux)
+
+    def pool(self, h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, T, C) hidden states -> (B, C) features f, ignoring the padding."""
+        if self.pooling == "last":
+            return h[torch.arange(len(h), device=h.device), lengths - 1]  # h_m of each text
+        real = torch.arange(h.size(1), device=h.device) < lengths[:, None]  # (B, T)
+        return (h * real[..., None]).sum(1) / lengths[:, None].to(h.dtype)
 
     @torch.no_grad()
     def predict_proba(
@@ -301,7 +310,8 @@ def load_classifier(
                 " is missing; restore it or pass its new location (base_dir= / --base=)"
             )
     gpt = GPT.from_pretrained(gpt_dir)
-    classifier = GPTClassifier(gpt, labels, meta["label_names"], method, base_dir=gpt_dir)
+    pooling = meta.get("pooling", "last")
+    classifier = GPTClassifier(gpt, labels, meta["label_names"], method, gpt_dir, pooling)
     _load_tensors(classifier, path / TENSORS_FILE)
     tokenizer = load_tokenizer(path) or load_tokenizer(gpt_dir)
     return classifier.to(device), tokenizer
@@ -323,6 +333,7 @@ def _meta(classifier: GPTClassifier, method: dict[str, Any]) -> dict[str, Any]:
         "label_names": list(classifier.label_names),
         "method": method,
         "base": classifier.base_dir if frozen else None,
+        "pooling": classifier.pooling,
     }
 
 

@@ -19,6 +19,7 @@ DEFAULT_LR = {
     "top": 1e-3,
     "full": 1e-3,
     "lora": 1e-3,
+    "adalora": 1e-3,
     "adapter": 1e-3,
     "prefix": 3e-3,
 }
@@ -63,6 +64,10 @@ class FinetuneConfig:
         (), "comma-separated display names; '' = from meta.json or labels"
     )
     max_len: int = setting(128, "keep the first max_len tokens of each text (<= block_size)")
+    pooling: str = setting(
+        "auto", "text feature: the last token's hidden state, or the mean over tokens; auto ="
+        " mean for bidirectional models, last otherwise", ("auto", "last", "mean"),
+    )  # fmt: skip
     # ---- method --------------------------------------------------------------------------------
     tuning: MethodConfig = setting(MethodConfig(), "the fine-tuning method and its knobs")
     # ---- optimisation --------------------------------------------------------------------------
@@ -77,7 +82,13 @@ class FinetuneConfig:
     dropout: float = setting(0.1, "dropout in the GPT while fine-tuning")
     aux_lm_weight: float = setting(0.0, "lambda of GPT-1's L3 = L2 + lambda L1 (GPT-1: 0.5)")
     patience: int = setting(2, "stop after this many epochs without improvement; 0 = never")
-    early_stop: str = setting("val_loss", "what patience watches", ("val_loss", "val_accuracy"))
+    select_on: str = setting(
+        "loss", "validation metric that picks the best epoch (and that patience watches)",
+        ("loss", "accuracy", "macro_f1"),
+    )  # fmt: skip
+    class_weight: str = setting(
+        "none", "balanced: weigh each class's training loss by N / (K n_k)", ("none", "balanced")
+    )
     seed: int = setting(1337, "seed for the head, the new modules, shuffling and dropout")
     # ---- system --------------------------------------------------------------------------------
     device: str = setting("auto", "'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', 'mps'")

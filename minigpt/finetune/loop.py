@@ -6,13 +6,22 @@ The learning rate warms up linearly for the first `warmup_frac` of the steps, th
 cosine down to a tenth of the peak (minigpt.train.optim.lr_at). Only parameters with requires_grad
 reach the optimizer, so frozen weights are never touched, not even by weight decay.
 
-Early stopping: after every epoch the validation loss (or accuracy) is compared with the best so
-far; the trainable tensors of the best epoch are kept in memory and restored at the end, and the
-run stops once `patience` epochs in a row brought no improvement.
+With `--class_weight=balanced` the training loss weighs class k by w_k = N / (K n_k) (N texts,
+K classes, n_k texts of class k), so every class carries the same total weight:
+L2 = -sum_(x, y) w_y log P(y | x) / sum_(x, y) w_y. Validation and test losses stay unweighted.
+
+Model selection: after every epoch the validation macro-F1 (or loss, or accuracy: `select_on`) is
+compared with the best so far; the trainable tensors of the best epoch are kept in memory and
+restored at the end, and the run stops once `patience` epochs in a row brought no improvement.
+
+AdaLoRA's RankAllocator hooks into every step: its orthogonality penalty joins the loss, it reads
+the gradients before the optimizer step and re-allocates ranks after it; at the end the pruned
+ranks are dropped and the rank pattern goes into the method config that is saved.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -23,8 +32,10 @@ from torch import nn
 from tqdm import tqdm
 
 from minigpt.data import TextBatch
+from minigpt.finetune.adalora import RankAllocator, make_allocator
 from minigpt.finetune.classifier import GPTClassifier
 from minigpt.finetune.config import FinetuneConfig
+from minigpt.finetune.metrics import classification_report
 from minigpt.train.optim import lr_at, make_adamw, optimizer_step
 from minigpt.train.precision import autocast, grad_scaler
 
@@ -35,6 +46,7 @@ class EvalResult:
     accuracy: float
     y_true: list[int] = field(repr=False)
     y_pred: list[int] = field(repr=False)
+    macro_f1: float = 0.0
 
 
 @torch.no_grad()
@@ -57,9 +69,9 @@ def evaluate(
         y_true += batch.labels.tolist()
         y_pred += out.logits.argmax(-1).tolist()
     model.train(was_training)
-    n = max(len(y_true), 1)
-    accuracy = sum(t == p for t, p in zip(y_true, y_pred, strict=True)) / n
-    return EvalResult(total_loss / n, accuracy, y_true, y_pred)
+    report = classification_report(y_true, y_pred, model.labels)
+    loss = total_loss / max(len(y_true), 1)
+    return EvalResult(loss, report["accuracy"], y_true, y_pred, report["macro_f1"])
 
 
 class Finetuner:
@@ -90,6 +102,11 @@ class Finetuner:
         self.warmup_iters = round(cfg.warmup_frac * self.lr_decay_iters)
         self.iter_num = 0
         self.best_epoch = 0
+        self.class_weight = (
+            balanced_class_weights(train_batches) if cfg.class_weight == "balanced" else None
+        )
+        self.allocator = _allocator(model, cfg, self.lr_decay_iters)
+        self.ranks = {"initial_total_rank": self.allocator.total_rank()} if self.allocator else {}
 
     def lr(self) -> float:
         cfg = self.cfg
@@ -106,7 +123,7 @@ class Finetuner:
         """Run the epochs; returns one record per epoch and leaves the best epoch's weights
         (its number in `self.best_epoch`)."""
         history, best_score, best_state = [], -math.inf, None
-        metric, patience = self.cfg.early_stop, self.cfg.patience
+        metric, patience = self.cfg.select_on, self.cfg.patience
         for epoch in range(1, self.cfg.epochs + 1):
             start = time.perf_counter()
             train_loss = self._epoch(epoch)
@@ -118,15 +135,17 @@ class Finetuner:
                 "train_loss": train_loss,
                 "val_loss": val.loss,
                 "val_accuracy": val.accuracy,
+                "val_macro_f1": val.macro_f1,
                 "lr": self.lr(),
                 "time_s": time.perf_counter() - start,
             }
             history.append(record)
             log(
                 f"epoch {epoch}: train loss {train_loss:.4f}, val loss {val.loss:.4f},"
-                f" val accuracy {val.accuracy:.4f} ({record['time_s']:.0f}s)"
+                f" val accuracy {val.accuracy:.4f}, val macro-F1 {val.macro_f1:.4f}"
+                f" ({record['time_s']:.0f}s)"
             )
-            score = -val.loss if metric == "val_loss" else val.accuracy
+            score = {"loss": -val.loss, "accuracy": val.accuracy, "macro_f1": val.macro_f1}[metric]
             if score > best_score:
                 best_score, self.best_epoch, best_state = score, epoch, trainable_state(self.model)
             elif patience and epoch - self.best_epoch >= patience:
@@ -134,8 +153,18 @@ class Finetuner:
                 break
         if self.best_epoch != history[-1]["epoch"]:
             load_trainable_state(self.model, best_state)
-            log(f"restored the weights of epoch {self.best_epoch} (best {metric})")
+            log(f"restored the weights of epoch {self.best_epoch} (best val {metric})")
+        if self.allocator:
+            self._compress_ranks()
         return history
+
+    def _compress_ranks(self) -> None:
+        """Drop AdaLoRA's pruned triplets; the method config saved with the model gets the
+        rank pattern that loading rebuilds."""
+        pattern = self.allocator.compress()
+        method = dataclasses.replace(self.model.method, adalora_rank_pattern=pattern)
+        self.model.method = method
+        self.ranks.update(final_total_rank=sum(pattern.values()), rank_pattern=pattern)
 
     def _epoch(self, epoch: int) -> float:
         """One pass over the training set; returns its mean loss."""
@@ -152,10 +181,12 @@ class Finetuner:
                     batch.lengths.to(self.device),
                     batch.labels.to(self.device),
                     cfg.aux_lm_weight,
+                    self.class_weight,
                 )
+                loss = out.loss + self.allocator.penalty() if self.allocator else out.loss
             # the last group of an epoch may hold fewer than k micro-batches
             group = min(k, n_batches - (i // k) * k)
-            self.scaler.scale(out.loss / group).backward()
+            self.scaler.scale(loss / group).backward()
             total, count = total + out.loss.item(), count + 1
             if (i + 1) % k == 0 or i + 1 == n_batches:
                 self._step()
@@ -163,8 +194,29 @@ class Finetuner:
         return total / max(count, 1)
 
     def _step(self) -> None:
+        if self.allocator:
+            self.allocator.before_step(self.iter_num + 1)
         optimizer_step(self.optimizer, self.scaler, self.lr(), self.cfg.grad_clip)
         self.iter_num += 1
+        if self.allocator:
+            self.allocator.after_step(self.iter_num)
+
+
+def _allocator(model: GPTClassifier, cfg: FinetuneConfig, total_steps: int) -> RankAllocator | None:
+    """AdaLoRA's rank allocator over `total_steps` optimizer steps, for --method=adalora."""
+    m = cfg.tuning
+    if m.method != "adalora":
+        return None
+    return make_allocator(model, m.adalora_init_r, m.adalora_target_r, total_steps,
+                          m.adalora_tinit, m.adalora_tfinal, m.adalora_delta_t,
+                          m.adalora_orth_reg)  # fmt: skip
+
+
+def balanced_class_weights(train_batches: Iterable[TextBatch]) -> torch.Tensor:
+    """w_k = N / (K n_k) from the training set's class counts (a class with no text gets 0)."""
+    counts = torch.tensor(train_batches.dataset.class_counts(), dtype=torch.float32)
+    weights = counts.sum() / (len(counts) * counts)
+    return torch.where(counts > 0, weights, torch.zeros_like(weights))
 
 
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -1,6 +1,6 @@
 """Which weights a fine-tuning run trains: whole-model methods and parameter-efficient ones.
 
-Six methods, each named by `--method` (see `MethodConfig`):
+Seven methods, each named by `--method` (see `MethodConfig`):
 
 - head: only the new classification head trains; the GPT is a frozen feature extractor.
 - top: the last k blocks, the final LayerNorm and the head train.
@@ -11,6 +11,9 @@ Six methods, each named by `--method` (see `MethodConfig`):
 
   A starts random and B at zero, so W' = W at step 0 and training starts from the pretrained
   function. After training, B A can be added into W once ("merged"): inference costs nothing extra.
+- adalora (Zhang et al. 2023): LoRA in SVD form, W' = W + (alpha / init_r) P diag(lambda) Q,
+  whose rank budget is re-allocated during training from init_r to target_r per weight on
+  average (minigpt.finetune.adalora; the loop calls its RankAllocator every step).
 - adapter (Houlsby et al. 2019): a bottleneck after the attention and after the MLP of every block,
 
       h' = h + W_up f(W_down h)        W_down: (m x C),  W_up: (C x m),  f = GELU,  m << C
@@ -26,22 +29,29 @@ store per task (see minigpt.finetune.classifier for saving "only the trainable t
 
 from __future__ import annotations
 
-import copy
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from minigpt.finetune.adalora import add_adalora
+from minigpt.finetune.lora import (  # noqa: F401  (re-exported: the methods' one namespace)
+    LORA_TARGETS,
+    LoRALinear,
+    add_lora,
+    lora_layers,
+    merge_lora,
+    merged_copy,
+    unmerge_lora,
+)
 from minigpt.model.attention import KVCache
 from minigpt.model.gpt import GPT
 from minigpt.settings import require, setting
 
-METHODS = ("head", "top", "full", "lora", "adapter", "prefix")
+METHODS = ("head", "top", "full", "lora", "adalora", "adapter", "prefix")
 # Methods that leave every base weight untouched: they save only what they train.
-FROZEN_BASE_METHODS = ("head", "lora", "adapter", "prefix")
-LORA_TARGETS = ("q", "k", "v", "proj", "mlp")
+FROZEN_BASE_METHODS = ("head", "lora", "adalora", "adapter", "prefix")
 
 
 @dataclass
@@ -56,9 +66,17 @@ class MethodConfig:
     lora_targets: tuple[str, ...] = setting(
         ("q", "v"), f"comma-separated LoRA targets among {','.join(LORA_TARGETS)}"
     )
+    adalora_init_r: int = setting(12, "AdaLoRA: starting rank of every adapted weight")
+    adalora_target_r: int = setting(8, "AdaLoRA: final rank budget per adapted weight (average)")
+    adalora_tinit: int = setting(20, "AdaLoRA: warm-up steps before any rank is pruned")
+    adalora_tfinal: int = setting(50, "AdaLoRA: final steps at the target budget, pattern fixed")
+    adalora_delta_t: int = setting(10, "AdaLoRA: re-allocate the ranks every this many steps")
+    adalora_orth_reg: float = setting(0.1, "AdaLoRA: weight of the orthogonality penalty R(P, Q)")
     adapter_size: int = setting(32, "adapter bottleneck width m")
     n_prefix: int = setting(8, "prefix tuning: learned key/value slots per layer P")
     seed: int = 0  # for the random parts of the new modules (LoRA A, adapters, prefix init)
+    # AdaLoRA's final ranks {"h.0.attn.c_attn.q": 5, ...}, written after training, read on load
+    adalora_rank_pattern: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.lora_targets = tuple(self.lora_targets)
@@ -72,149 +90,18 @@ class MethodConfig:
             f"LoRA targets {list(self.lora_targets)} must be a non-empty subset of"
             f" {', '.join(LORA_TARGETS)}",
         )
-        for name in ("trainable_blocks", "lora_r", "adapter_size", "n_prefix"):
+        for name in ("trainable_blocks", "lora_r", "adapter_size", "n_prefix", "adalora_target_r",
+                     "adalora_delta_t"):  # fmt: skip
             require(getattr(self, name) > 0, f"{name}={getattr(self, name)} must be positive")
+        require(
+            self.adalora_target_r <= self.adalora_init_r,
+            f"adalora_target_r={self.adalora_target_r} must be <= adalora_init_r"
+            f"={self.adalora_init_r}: AdaLoRA only prunes",
+        )
 
     @property
     def frozen_base(self) -> bool:
         return self.method in FROZEN_BASE_METHODS
-
-
-# ---- LoRA ---------------------------------------------------------------------------------------
-
-
-class LoRALinear(nn.Module):
-    """A frozen nn.Linear plus low-rank updates on chosen slices of its output features.
-
-    `parts` maps a name to an output range [start, stop). Each part s has its own A_s (r x in) and
-    B_s ((stop - start) x r), and only that range of the output moves:
-
-        y[..., start:stop] = x W[start:stop]^T + b[start:stop] + (alpha / r) x A_s^T B_s^T
-
-    A plain Linear has one part covering every output. The fused attention projection c_attn
-    (C -> 3C, rows q | k | v) has up to three, so adapting "q" and "v" leaves k exactly as it was:
-    the same as LoRA on separate q_proj / v_proj matrices in other GPT codebases.
-    """
-
-    def __init__(
-        self,
-        base: nn.Linear,
-        parts: dict[str, tuple[int, int]],
-        r: int,
-        alpha: float,
-        dropout: float = 0.0,
-        generator: torch.Generator | None = None,
-    ) -> None:
-        super().__init__()
-        self.base = base
-        self.parts = dict(sorted(parts.items(), key=lambda item: item[1]))  # by output range
-        self.r, self.scale = r, alpha / r
-        self.dropout = nn.Dropout(dropout)
-        like = dict(dtype=base.weight.dtype, device=base.weight.device)
-        self.lora_A = nn.ParameterDict()
-        self.lora_B = nn.ParameterDict()
-        for name, (start, stop) in self.parts.items():
-            # A as nn.Linear inits its weight (Kaiming-uniform); B = 0 so W' = W at step 0
-            bound = 1.0 / math.sqrt(base.in_features)
-            a = torch.rand(r, base.in_features, generator=generator) * 2 * bound - bound
-            self.lora_A[name] = nn.Parameter(a.to(**like))
-            self.lora_B[name] = nn.Parameter(torch.zeros(stop - start, r, **like))
-        self.merged = False
-        self._original: dict[str, torch.Tensor] = {}  # W slices saved by merge(), for unmerge()
-
-    def delta_weight(self, name: str) -> torch.Tensor:
-        """(alpha / r) B_s A_s, the update to rows [start, stop) of W."""
-        return self.scale * (self.lora_B[name] @ self.lora_A[name])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.base(x)
-        if self.merged:
-            if self.training:
-                raise RuntimeError("LoRA weights are merged into the base; unmerge() to train")
-            return y
-        x = self.dropout(x)
-        pieces, end = [], 0  # the update for every output feature, zeros outside the parts
-        for name, (start, stop) in self.parts.items():
-            if start > end:
-                pieces.append(y.new_zeros(*y.shape[:-1], start - end))
-            # two thin matmuls, never the (out x in) product: (.., in) -> (.., r) -> (.., out_s)
-            pieces.append(self.scale * F.linear(F.linear(x, self.lora_A[name]), self.lora_B[name]))
-            end = stop
-        if end < y.size(-1):
-            pieces.append(y.new_zeros(*y.shape[:-1], y.size(-1) - end))
-        return y + torch.cat(pieces, dim=-1)
-
-    @torch.no_grad()
-    def merge(self) -> None:
-        """W[start:stop] += (alpha / r) B A for every part; forward then skips the LoRA branch.
-        The original slices are kept, so unmerge() restores W bit for bit (subtracting the
-        update back would be off by rounding)."""
-        if self.merged:
-            return
-        W = self.base.weight
-        for name, (start, stop) in self.parts.items():
-            self._original[name] = W[start:stop].clone()
-            W[start:stop] += self.delta_weight(name).to(W.dtype)
-        self.merged = True
-
-    @torch.no_grad()
-    def unmerge(self) -> None:
-        if not self.merged:
-            return
-        for name, (start, stop) in self.parts.items():
-            self.base.weight[start:stop] = self._original.pop(name)
-        self.merged = False
-
-
-def _lora_sites(gpt: GPT, targets: tuple[str, ...]) -> list[tuple[nn.Module, str, dict]]:
-    """(parent module, attribute name, parts) of every Linear the targets touch."""
-    C = gpt.config.n_embd
-    qkv = {name: (i * C, (i + 1) * C) for i, name in enumerate("qkv") if name in targets}
-    sites = []
-    for block in gpt.h:
-        if qkv:
-            sites.append((block.attn, "c_attn", qkv))
-        if "proj" in targets:
-            sites.append((block.attn, "c_proj", {"proj": (0, C)}))
-        if "mlp" in targets:
-            d_ff = block.mlp.c_fc.out_features
-            sites.append((block.mlp, "c_fc", {"fc": (0, d_ff)}))
-            sites.append((block.mlp, "c_proj", {"proj": (0, C)}))
-    return sites
-
-
-def add_lora(gpt: GPT, cfg: MethodConfig, generator: torch.Generator | None = None) -> None:
-    """Wrap every targeted Linear of `gpt` in a LoRALinear (in place)."""
-    for parent, attr, parts in _lora_sites(gpt, cfg.lora_targets):
-        base = getattr(parent, attr)
-        wrapped = LoRALinear(base, parts, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, generator)
-        setattr(parent, attr, wrapped)
-
-
-def lora_layers(model: nn.Module) -> list[LoRALinear]:
-    return [m for m in model.modules() if isinstance(m, LoRALinear)]
-
-
-def merge_lora(model: nn.Module) -> None:
-    for layer in lora_layers(model):
-        layer.merge()
-
-
-def unmerge_lora(model: nn.Module) -> None:
-    for layer in lora_layers(model):
-        layer.unmerge()
-
-
-def merged_copy(gpt: GPT) -> GPT:
-    """A plain GPT whose weights are W + (alpha/r) B A: every LoRALinear merged and replaced by
-    its base Linear, so the result loads and runs with no PEFT code. `gpt` is left as it was."""
-    plain = copy.deepcopy(gpt)
-    for module in list(plain.modules()):
-        for attr, child in list(module.named_children()):
-            if isinstance(child, LoRALinear):
-                child.merge()
-                setattr(module, attr, child.base)
-    return plain
 
 
 # ---- adapters -----------------------------------------------------------------------------------
@@ -339,7 +226,10 @@ def apply_method(gpt: GPT, cfg: MethodConfig) -> PrefixTuning | None:
             block.requires_grad_(True)
         gpt.ln_f.requires_grad_(True)  # it sits between the top block and the head
     elif cfg.method == "lora":
-        add_lora(gpt, cfg, generator)
+        add_lora(gpt, cfg.lora_targets, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, generator)
+    elif cfg.method == "adalora":
+        add_adalora(gpt, cfg.lora_targets, cfg.adalora_init_r, cfg.lora_alpha, cfg.lora_dropout,
+                    cfg.adalora_rank_pattern, generator)  # fmt: skip
     elif cfg.method == "adapter":
         add_adapters(gpt, cfg.adapter_size, generator)
     elif cfg.method == "prefix":

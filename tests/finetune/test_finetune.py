@@ -7,7 +7,6 @@ import pytest
 import torch
 
 import finetune
-import minigpt
 from minigpt.data.tokenizer import Tokenizer
 from minigpt.finetune.classifier import GPTClassifier, load_classifier
 from minigpt.finetune.config import FinetuneConfig
@@ -15,36 +14,12 @@ from minigpt.finetune.data import LengthGroupedBatches, load_splits, split_paths
 from minigpt.finetune.loop import Finetuner, evaluate
 from minigpt.settings import parse_settings
 from minigpt.train.config import TrainConfig
-from tests.tiny_models import tiny_gpt_config
+from tests.finetune.conftest import WORDS, write_jsonl
 
 METHODS = ["head", "top", "full", "lora", "adapter", "prefix"]
-WORDS = ["film", "plot", "cast", "score", "scene", "story"]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: no thread pool
-
-
-def _write_jsonl(path, rows):
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-
-
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    """A separable 2-class task: the verdict word at the end decides the label. Returns the
-    folder with base/ (a tiny byte-level GPT) and train/val/test.jsonl."""
-    root = tmp_path_factory.mktemp("toy")
-    torch.manual_seed(0)
-    minigpt.GPT(tiny_gpt_config(vocab_size=256)).save_pretrained(
-        root / "base", Tokenizer.from_name("bytes")
-    )
-    rows = [
-        {"text": f"the {w} {v}", "sentiment": label}
-        for w in WORDS
-        for v, label in (("yes", "pos"), ("no", "neg"))
-    ]
-    for split in ("train", "val", "test"):
-        _write_jsonl(root / f"{split}.jsonl", rows)
-    return root
 
 
 def _config(toy, out_dir, *flags: str) -> FinetuneConfig:
@@ -121,7 +96,7 @@ def test_predict_prints_each_label_with_probabilities(toy, tmp_path, capsys):
 
 
 def test_bad_inputs_are_one_line_errors(toy, tmp_path, capsys):
-    _write_jsonl(tmp_path / "val.jsonl", [{"text": "the film maybe", "sentiment": "meh"}])
+    write_jsonl(tmp_path / "val.jsonl", [{"text": "the film maybe", "sentiment": "meh"}])
     args = [f"--init_from={toy / 'base'}", f"--train_file={toy / 'train.jsonl'}",
             f"--val_file={tmp_path / 'val.jsonl'}", f"--test_file={toy / 'test.jsonl'}",
             "--label_column=sentiment", f"--out_dir={tmp_path}", "--progress=False"]  # fmt: skip
