@@ -41,7 +41,7 @@ from minigpt.train.config import TrainConfig
 from minigpt.train.distributed import DistInfo, all_reduce_mean, any_rank
 from minigpt.train.interrupt import StopRequest
 from minigpt.train.metrics import MetricsLog
-from minigpt.train.optim import lr_at, make_adamw, optimizer_step
+from minigpt.train.optim import lr_at, make_optimizer, optimizer_step
 from minigpt.train.perf import device_peak_flops, flops_per_token, matmul_params, mfu
 from minigpt.train.precision import (
     autocast,
@@ -49,6 +49,7 @@ from minigpt.train.precision import (
     grad_scaler,
     resolve_device,
     resolve_dtype,
+    training_probe,
 )
 from minigpt.train.state import (
     load_train_state,
@@ -108,7 +109,6 @@ class Trainer:
             )
         self.accum = cfg.gradient_accumulation_steps // self.dist.world_size
         self.device = resolve_device(cfg.device, self.dist.local_rank)
-        self.dtype = resolve_dtype(cfg.dtype, self.device)
         if self.device.type == "cuda":
             enable_tf32()
         self.out_dir = Path(cfg.out_dir)
@@ -128,8 +128,12 @@ class Trainer:
                 f"--block_size={cfg.block_size} exceeds the model's {self.model.config.block_size}"
             )
         self.model.to(self.device)
-        self.optimizer = make_adamw(
-            self.model, cfg.learning_rate, cfg.weight_decay, (cfg.beta1, cfg.beta2),
+        self.dtype = resolve_dtype(
+            cfg.dtype, self.device,
+            training_probe(self.model, cfg.batch_size, cfg.block_size, self.device),
+        )  # fmt: skip
+        self.optimizer = make_optimizer(
+            cfg.optimizer, self.model, cfg.learning_rate, cfg.weight_decay, (cfg.beta1, cfg.beta2),
             self.device.type,
         )  # fmt: skip
         self.scaler = grad_scaler(self.device, self.dtype)
