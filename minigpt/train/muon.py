@@ -134,7 +134,11 @@ class MuonAdamW:
              {"params": no_decay, "weight_decay": 0.0}],
             lr=learning_rate, betas=betas, foreach=True,
         )  # fmt: skip
-        self.param_groups = self.muon.param_groups + self.adamw.param_groups
+
+    @property
+    def param_groups(self) -> list[dict]:
+        # read each time: load_state_dict replaces an optimizer's group dicts with new ones
+        return self.muon.param_groups + self.adamw.param_groups
 
     def step(self) -> None:
         self.muon.step()

@@ -85,9 +85,10 @@ def test_muon_adamw_state_dict_resumes_exactly():
         torch.testing.assert_close(pa, pb, rtol=0, atol=0)
 
 
-def test_learning_rate_reaches_both_halves():
+def test_learning_rate_reaches_both_halves_also_after_loading_a_state():
     model = minigpt.GPT(tiny_gpt_config())
     opt = MuonAdamW(model, 1e-2, 0.1, (0.9, 0.99))
+    opt.load_state_dict(copy.deepcopy(opt.state_dict()))  # new group dicts inside both halves
     for group in opt.param_groups:
         group["lr"] = 3e-4
     assert {g["lr"] for g in opt.muon.param_groups + opt.adamw.param_groups} == {3e-4}
