@@ -12,16 +12,23 @@ Both finished models are then scored on the same held-out val batches (not timed
 `--target` (1.88); `speedup` = baseline seconds / minigpt seconds. With --rounds > 1 the two
 alternate order each round and each keeps its fastest round.
 
+A whole run takes minutes, and on a shared host the load can drift between the two. So the bench
+also times single optimizer steps of both recipes in interleaved rounds (bench/timing) and reports
+`speedup_at_equal_load` = (baseline iters x its step time) / (minigpt iters x its step time):
+the same race with the load drift taken out (and minigpt's startup and evals left out).
+
     python bench/speedrun.py [--rounds 1] [--target 1.88]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as train.py; see the comment there
@@ -60,10 +67,28 @@ def minigpt_run(out_dir: Path, models: dict) -> None:
     models["minigpt"] = (trainer.model, trainer)
 
 
+def step_times(host_trainer: Trainer, args: argparse.Namespace) -> dict[str, float]:
+    """Best seconds per optimizer step of each recipe, timed in interleaved rounds."""
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(sys.stderr):
+        ours = Trainer(TrainConfig(out_dir=tmp, data_dir=str(DATA), progress=False))
+        plain = PlainLoop(host_trainer, compile=False)
+
+        def steps(step) -> Callable[[], None]:
+            return lambda: [step() for _ in range(args.steps)][-1].item()
+
+        loops = {"baseline": steps(plain.step), "minigpt": steps(ours.step)}
+        for loop in loops.values():
+            loop()  # warm up
+        times = interleaved(loops, args.step_rounds)
+    return {name: min(t) / args.steps for name, t in times.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--target", type=float, default=1.88)
+    parser.add_argument("--steps", type=int, default=20, help="steps per round of step timing")
+    parser.add_argument("--step_rounds", type=int, default=4)
     args = parser.parse_args()
     ensure_dataset(DATA)
     models: dict = {}
@@ -75,7 +100,9 @@ def main() -> None:
             "minigpt": lambda: minigpt_run(Path(tmp) / "minigpt", models),
         }
         load_before = host()["load_avg_1_5_15m"]
-        times = interleaved(runs, args.rounds)
+        with contextlib.redirect_stdout(sys.stderr):  # the trainer's log lines
+            times = interleaved(runs, args.rounds)
+        per_step = step_times(host_trainer, args)
     report = {"command": " ".join(["python", *sys.argv]), "host": host(),
               "load_avg_at_start": load_before, "target_val_loss": args.target}  # fmt: skip
     for name, (model, trainer) in models.items():
@@ -88,6 +115,10 @@ def main() -> None:
         }  # fmt: skip
     report["minigpt"]["reached_target"] = report["minigpt"]["val_loss"] <= args.target
     report["speedup"] = round(report["baseline"]["seconds"] / report["minigpt"]["seconds"], 3)
+    for name, seconds in per_step.items():
+        report[name]["step_ms_interleaved"] = round(seconds * 1e3, 2)
+    work = {name: report[name]["iters"] * per_step[name] for name in per_step}
+    report["speedup_at_equal_load"] = round(work["baseline"] / work["minigpt"], 3)
     print(json.dumps(report, indent=1))
 
 
