@@ -14,25 +14,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
+import sys
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from minigpt.model.attention import allowed_keys
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's minigpt
+
+from timing import host, wall  # noqa: E402
+
+from minigpt.model.attention import allowed_keys  # noqa: E402
 
 
 def timed(fn, device: torch.device, steps: int) -> float:
+    """Seconds per call of fn, over `steps` calls after two warm-up calls."""
     for _ in range(2):
         fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / steps
+    return wall(lambda: [fn() for _ in range(steps)], device) / steps
 
 
 def make_flex(T: int, window: int, device: torch.device):
@@ -85,11 +84,11 @@ def main() -> None:
     results = []
     for T in (int(t) for t in args.lengths.split(",")):
         results.append(measure(T, args, device, dtype))
-        print(json.dumps(results[-1]), flush=True)
+        print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     summary = {
         "bench": "attention_band", "device": str(device), "dtype": args.dtype,
         "window": args.window, "batch": args.batch, "heads": args.heads, "head_dim": 64,
-        "backward": device.type != "cpu", "torch": torch.__version__, "results": results,
+        "backward": device.type != "cpu", "host": host(), "results": results,
     }  # fmt: skip
     print(json.dumps(summary, indent=2))
 

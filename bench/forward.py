@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
+import sys
+from pathlib import Path
 
 import torch
 
-import minigpt
-from minigpt.train.perf import device_peak_flops, flops_per_token, matmul_params, mfu
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's minigpt
+
+from timing import host, median, wall  # noqa: E402
+
+import minigpt  # noqa: E402
+from minigpt.train.perf import device_peak_flops, flops_per_token, matmul_params, mfu  # noqa: E402
 
 # nanoGPT's "baby GPT" for shakespeare_char: the small config this bench reports by default.
 BABY = dict(vocab_size=128, block_size=256, n_layer=6, n_head=6, n_embd=384)
@@ -24,22 +29,17 @@ BABY = dict(vocab_size=128, block_size=256, n_layer=6, n_head=6, n_embd=384)
 
 def step_time(model: minigpt.GPT, idx: torch.Tensor, dtype: torch.dtype, steps: int) -> float:
     """Median seconds of one forward + backward at `dtype` (autocast below fp32)."""
-    device = idx.device
-    autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
-    times = []
-    for i in range(steps + 2):  # the first two warm up kernels and allocator
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
+    autocast = torch.autocast(idx.device.type, dtype=dtype, enabled=dtype != torch.float32)
+
+    def step() -> None:
         with autocast:
             loss = model(idx, idx).loss
         loss.backward()
         model.zero_grad(set_to_none=True)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        if i >= 2:
-            times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+
+    for _ in range(2):  # warm up kernels and allocator
+        step()
+    return median([wall(step, idx.device) for _ in range(steps)])
 
 
 def main() -> None:
@@ -67,10 +67,10 @@ def main() -> None:
                 "tokens_per_s": round(tokens_per_s), "mfu": round(mfu(tokens_per_s, fpt, peak), 4),
                 "peak_tflops": round(peak / 1e12, 3),
             })  # fmt: skip
-            print(json.dumps(results[-1]), flush=True)
+            print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     summary = {
         "bench": "forward+backward", "config": BABY, "batch_size": args.batch_size,
-        "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "device": str(device), "host": host(),
         "flops_per_token": fpt, "results": results,
     }  # fmt: skip
     print(json.dumps(summary, indent=2))

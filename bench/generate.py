@@ -1,81 +1,105 @@
-"""Decode speed of a GPT-2-124M-shaped model (random weights): KV cache vs none, fp32 vs bf16.
+"""Decode speed of a GPT-2-124M-shaped model (random weights): minigpt's cached greedy decode
+against Hugging Face `generate` on the same weights and against the weight-streaming bound.
 
 Batch-1 decoding streams every weight once per token, so it is bound by memory bandwidth, not
 FLOPs. The bound is measured in the same run: a matrix-vector product over a matrix with as many
-bytes as the model's weights. Prints one JSON object.
+bytes as the model's weights. Bound, minigpt and HF are timed in interleaved rounds (bench/timing)
+and each ratio is the median over rounds of that round's pair, so load drifting on a shared host
+hits both sides of a ratio alike. HF runs where `transformers` is installed (the `test` extra).
+Prints one JSON object on stdout (progress on stderr).
 
     python bench/generate.py [--device cpu] [--new_tokens 128] [--prompt 16] [--batches 1,8]
+                             [--dtypes float32,bfloat16]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
-import time
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
-import minigpt
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's minigpt
+
+from timing import host, interleaved, median, native_bf16, wall  # noqa: E402
+
+import minigpt  # noqa: E402
+from minigpt.checkpoint import export_hf_gpt2  # noqa: E402
+
+BOUND_REPEATS = 5  # weight passes per timed bound call: one pass is too short to time alone
 
 
 def weight_bytes(model: torch.nn.Module) -> int:
     return sum(p.numel() * p.element_size() for p in model.parameters())
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def make_matvec(n_bytes: int, dtype: torch.dtype, device: torch.device):
-    """y = W x over a W of n_bytes: a token's cost if it were one pass over the weights."""
+def make_matvec(n_bytes: int, dtype: torch.dtype, device: torch.device) -> Callable[[], None]:
+    """y = W x over a W of n_bytes, BOUND_REPEATS times: the cost of that many tokens if a
+    token were one pass over the weights."""
     cols = 768
     rows = n_bytes // (cols * torch.finfo(dtype).bits // 8)
     W = torch.randn(rows, cols, dtype=dtype, device=device)
     x = torch.randn(cols, dtype=dtype, device=device)
-    return lambda: W @ x
+
+    def passes() -> None:
+        for _ in range(BOUND_REPEATS):
+            W @ x
+
+    return passes
 
 
-def seconds(fn, device: torch.device, repeats: int = 1) -> float:
-    """Median wall time of `repeats` calls of fn."""
-    times = []
-    for _ in range(repeats):
-        sync(device)
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+def hf_twin(model: minigpt.GPT, dtype: torch.dtype, device: torch.device):
+    """The same weights as a transformers GPT2LMHeadModel, or None without transformers."""
+    try:
+        from transformers import GPT2LMHeadModel
+    except ImportError:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        export_hf_gpt2(model, tmp)
+        return GPT2LMHeadModel.from_pretrained(tmp, torch_dtype=dtype).to(device).eval()
 
 
 def decode_vs_bound(
-    model: minigpt.GPT, matvec, batch: int, args: argparse.Namespace, device: torch.device
+    model: minigpt.GPT, hf, matvec, batch: int, args: argparse.Namespace, device: torch.device
 ) -> dict:
-    """Cached, uncached and bound speeds. Memory bandwidth drifts on a shared host, so each
-    cached run is paired with a bound measurement taken right before it; the fraction of the
-    bound is the median over those pairs."""
+    """Tokens/s of the bound, minigpt (cached and uncached) and HF, and their ratios."""
+    n = args.new_tokens
     idx = torch.randint(0, 50257, (batch, args.prompt), device=device)
 
-    def generate(n: int, use_cache: bool) -> None:
-        model.generate(idx, n, temperature=0, use_cache=use_cache)
+    def ours(use_cache: bool = True) -> torch.Tensor:
+        return model.generate(idx, n, temperature=0, use_cache=use_cache)
 
-    generate(2, True)  # warm-up: kernels, allocator, thread pool
-    matvec()
-    bound, cached = [], []
-    for _ in range(args.rounds):
-        bound.append(1.0 / seconds(matvec, device, repeats=5))
-        cached.append(args.new_tokens / seconds(lambda: generate(args.new_tokens, True), device))
-    uncached = args.new_tokens / seconds(lambda: generate(args.new_tokens, False), device)
-    fractions = sorted(c / b for c, b in zip(cached, bound, strict=True))
-    cached_tok_s = sorted(cached)[len(cached) // 2]
-    return {
-        "bandwidth_bound_tok_s": round(sorted(bound)[len(bound) // 2], 2),
-        "cache_tok_s": round(cached_tok_s, 2), "no_cache_tok_s": round(uncached, 2),
-        "cache_speedup": round(cached_tok_s / uncached, 2),
-        # batch rows share one weight pass, so only batch 1 is compared with the bound
-        "fraction_of_bound": round(fractions[len(fractions) // 2], 3) if batch == 1 else None,
-    }  # fmt: skip
+    def theirs() -> torch.Tensor:
+        with torch.inference_mode():
+            return hf.generate(idx, max_new_tokens=n, min_new_tokens=n, do_sample=False,
+                               pad_token_id=0, attention_mask=torch.ones_like(idx))  # fmt: skip
+
+    candidates = {"bound": matvec, "minigpt": ours}
+    if hf is not None:
+        candidates["hf"] = theirs
+    for fn in candidates.values():
+        fn()  # warm up: kernels, allocator, thread pool
+    times = interleaved(candidates, args.rounds, device)
+    tok_s = {k: [(BOUND_REPEATS if k == "bound" else n) / t for t in v] for k, v in times.items()}
+    row = {
+        "bandwidth_bound_tok_s": round(median(tok_s["bound"]), 2),
+        "cache_tok_s": round(median(tok_s["minigpt"]), 2),
+        "no_cache_tok_s": round(n / wall(lambda: ours(use_cache=False), device), 2),
+    }
+    row["cache_speedup"] = round(row["cache_tok_s"] / row["no_cache_tok_s"], 2)
+    if batch == 1:  # batch rows share one weight pass, so only batch 1 is compared with the bound
+        pairs = zip(tok_s["minigpt"], tok_s["bound"], strict=True)
+        row["fraction_of_bound"] = round(median([c / b for c, b in pairs]), 3)
+    if hf is not None:
+        row["hf_tok_s"] = round(median(tok_s["hf"]), 2)
+        pairs = zip(tok_s["minigpt"], tok_s["hf"], strict=True)
+        row["minigpt_vs_hf"] = round(median([c / h for c, h in pairs]), 3)
+        row["same_tokens_as_hf"] = bool(torch.equal(ours(), theirs()))
+    return row
 
 
 def main() -> None:
@@ -84,25 +108,27 @@ def main() -> None:
     parser.add_argument("--new_tokens", type=int, default=128)
     parser.add_argument("--prompt", type=int, default=16)
     parser.add_argument("--batches", default="1,8")
+    parser.add_argument("--dtypes", default="float32,bfloat16")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
     results = []
-    for dtype in (torch.float32, torch.bfloat16):
-        model = minigpt.GPT(minigpt.GPTConfig.from_preset("gpt2")).to(device, dtype).eval()
+    for dtype in (getattr(torch, name) for name in args.dtypes.split(",")):
+        model = minigpt.GPT(minigpt.GPTConfig.from_preset("gpt2")).to(device).eval()
+        hf = hf_twin(model, dtype, device)
+        model.to(dtype)
         n_bytes = weight_bytes(model)
         matvec = make_matvec(n_bytes, dtype, device)
         for batch in (int(b) for b in args.batches.split(",")):
             row = {"dtype": str(dtype).removeprefix("torch."), "batch": batch,
                    "weight_MB": round(n_bytes / 1e6, 1)}  # fmt: skip
-            results.append({**row, **decode_vs_bound(model, matvec, batch, args, device)})
-            print(json.dumps(results[-1]), flush=True)
+            results.append({**row, **decode_vs_bound(model, hf, matvec, batch, args, device)})
+            print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     summary = {
         "bench": "generate", "model": "gpt2 (124M, random weights)", "device": str(device),
-        "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-        "torch": torch.__version__, "prompt": args.prompt, "new_tokens": args.new_tokens,
-        "rounds": args.rounds,
+        "native_bf16": device.type == "cuda" or native_bf16(), "host": host(),
+        "prompt": args.prompt, "new_tokens": args.new_tokens, "rounds": args.rounds,
         "results": results,
     }  # fmt: skip
     print(json.dumps(summary, indent=2))

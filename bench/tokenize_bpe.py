@@ -9,20 +9,20 @@ releases the GIL, so threads scale with cores. Reports the best of `--repeats` t
 import argparse
 import json
 import os
-import time
+import sys
+from pathlib import Path
 
-from minigpt.data.corpus import shakespeare_works
-from minigpt.data.tokenizer import Tokenizer
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's minigpt
+
+from timing import wall  # noqa: E402
+
+from minigpt.data.corpus import shakespeare_works  # noqa: E402
+from minigpt.data.tokenizer import Tokenizer  # noqa: E402
 
 
 def best_seconds(tok: Tokenizer, docs: list[str], threads: int, repeats: int) -> float:
     """Best of `repeats` runs: the least-disturbed measurement on a shared machine."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        tok.encode_batch(docs, num_threads=threads)
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return min(wall(lambda: tok.encode_batch(docs, num_threads=threads)) for _ in range(repeats))
 
 
 def main() -> None:

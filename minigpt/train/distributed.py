@@ -30,6 +30,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
@@ -40,6 +41,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from minigpt.model.gpt import GPT
 from minigpt.settings import ConfigError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,16 @@ def on_main(task: Callable[[], None], device: torch.device, info: DistInfo) -> N
             error = e
     if any_rank(error is not None, device, info):
         raise error or ConfigError("rank 0 failed to prepare the run")
+
+
+def from_main(value: T, info: DistInfo) -> T:
+    """Rank 0's `value` on every rank: for decisions that timing or load could make differently
+    on each (such as dtype=auto)."""
+    if not info.enabled:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def shard(model: GPT, device: torch.device, dtype: torch.dtype) -> None:

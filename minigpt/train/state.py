@@ -43,6 +43,7 @@ from torch.distributed.fsdp import FSDPModule
 from minigpt.checkpoint import CheckpointError, atomic_write
 from minigpt.model.gpt import GPT
 from minigpt.train.distributed import DistInfo
+from minigpt.train.muon import MuonAdamW
 
 STATE_FILE = "train_state.pt"
 # everything on CPU and unsharded; a collective under FSDP, whose gathered tensors land on rank 0
@@ -93,17 +94,24 @@ def full_model(model: GPT, info: DistInfo) -> GPT | None:
     return whole
 
 
-def optimizer_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """AdamW's state keyed by parameter name, full tensors (gathered under FSDP, a collective)."""
-    return get_optimizer_state_dict(model, optimizer, options=FULL)
+def _parts(optimizer: torch.optim.Optimizer | MuonAdamW) -> tuple[torch.optim.Optimizer, ...]:
+    return optimizer.parts if isinstance(optimizer, MuonAdamW) else (optimizer,)
+
+
+def optimizer_state(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer | MuonAdamW
+) -> dict[str, Any]:
+    """The optimizer's state keyed by parameter name, full tensors (gathered under FSDP, a
+    collective). Muon's and AdamW's halves hold disjoint parameters, so they share one dict."""
+    return get_optimizer_state_dict(model, _parts(optimizer), options=FULL)
 
 
 def load_optimizer_state(
-    model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer | MuonAdamW, state: dict[str, Any]
 ) -> None:
     """The inverse of `optimizer_state`; under FSDP each rank keeps its own shard of it."""
     options = StateDictOptions(full_state_dict=True)
-    set_optimizer_state_dict(model, optimizer, optim_state_dict=state, options=options)
+    set_optimizer_state_dict(model, _parts(optimizer), optim_state_dict=state, options=options)
 
 
 def check_out_dir(directory: Path, needed_bytes: int) -> None:

@@ -44,12 +44,13 @@ from minigpt.data.tokenizer import Tokenizer
 from minigpt.model.config import GPTConfig
 from minigpt.model.gpt import GPT
 from minigpt.model.loss import perplexity
-from minigpt.settings import ConfigError
+from minigpt.settings import ConfigError, require
 from minigpt.train.config import SAVED_CONFIG_FILE, TrainConfig
 from minigpt.train.distributed import (
     DistInfo,
     all_reduce_mean,
     any_rank,
+    from_main,
     gradient_sync,
     micro_batches_per_rank,
     on_main,
@@ -58,7 +59,7 @@ from minigpt.train.distributed import (
 )
 from minigpt.train.interrupt import StopRequest
 from minigpt.train.metrics import MetricsLog
-from minigpt.train.optim import lr_at, make_adamw, optimizer_step
+from minigpt.train.optim import lr_at, make_optimizer, optimizer_step
 from minigpt.train.perf import device_peak_flops, flops_per_token, matmul_params, mfu
 from minigpt.train.precision import (
     autocast,
@@ -66,6 +67,7 @@ from minigpt.train.precision import (
     grad_scaler,
     resolve_device,
     resolve_dtype,
+    training_probe,
 )
 from minigpt.train.state import (
     check_out_dir,
@@ -100,10 +102,6 @@ class Trainer:
         self.dist = dist or DistInfo()
         self.accum = self._micro_batches_per_rank()
         self.device = resolve_device(cfg.device, self.dist.local_rank)
-        self.dtype = resolve_dtype(cfg.dtype, self.device)
-        self.sharded = self.dist.enabled and cfg.strategy == "fsdp"
-        if self.sharded and self.dtype == torch.float16:
-            raise ConfigError("--strategy=fsdp runs float32 or bfloat16; use --dtype=bfloat16")
         if self.device.type == "cuda":
             enable_tf32()
         self.out_dir = Path(cfg.out_dir)
@@ -122,13 +120,22 @@ class Trainer:
                 f"--block_size={cfg.block_size} exceeds the model's {self.model.config.block_size}"
             )
         self.model.to(self.device)
+        # 'auto' times this model's own step; rank 0 decides, so every rank computes alike
+        probe = training_probe(self.model, cfg.batch_size, cfg.block_size, self.device)
+        dtype = resolve_dtype(cfg.dtype, self.device, probe if self.dist.is_main else None)
+        self.dtype = from_main(dtype, self.dist)
+        self.sharded = self.dist.enabled and cfg.strategy == "fsdp"
+        fp16, muon = self.dtype == torch.float16, cfg.optimizer == "muon"
+        require(not (self.sharded and fp16), "--strategy=fsdp runs fp32 or bf16: --dtype=bfloat16")
+        # fsdp gives each rank a slice of every matrix; Muon's Newton-Schulz needs whole ones
+        require(not (self.sharded and muon), "--strategy=fsdp cannot run Muon: --optimizer=adamw")
         # weights, best/ weights, AdamW's two moments, a temporary copy while one is replaced
         checkpoint_bytes = 6 * sum(p.numel() * p.element_size() for p in self.model.parameters())
         on_main(lambda: check_out_dir(self.out_dir, checkpoint_bytes), self.device, self.dist)
         if self.sharded:
             shard(self.model, self.device, self.dtype)  # before the optimizer: it holds shards
-        self.optimizer = make_adamw(
-            self.model, cfg.learning_rate, cfg.weight_decay, (cfg.beta1, cfg.beta2),
+        self.optimizer = make_optimizer(
+            cfg.optimizer, self.model, cfg.learning_rate, cfg.weight_decay, (cfg.beta1, cfg.beta2),
             self.device.type,
         )  # fmt: skip
         self.scaler = grad_scaler(self.device, self.dtype)

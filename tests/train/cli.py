@@ -25,6 +25,7 @@ def tiny_flags(out_dir: Path, data_dir: Path, **overrides) -> list[str]:
         n_layer=1, n_head=2, n_embd=32, block_size=16, batch_size=4, dropout=0.1,
         max_iters=20, lr_decay_iters=20, warmup_iters=2, learning_rate=1e-2, min_lr=1e-3,
         eval_interval=10, eval_iters=2, log_interval=1, progress=False, sample_tokens=0,
+        optimizer="adamw",
     )  # fmt: skip
     flags.update(overrides)
     return [f"--{key}={value}" for key, value in flags.items()]

@@ -64,6 +64,7 @@ def test_unknown_gpu_is_measured(monkeypatch):
     assert device_peak_flops(torch.device("cuda", 0), torch.bfloat16) == 1.23e14
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_measured_gpu_peak_is_below_table_peak():
     device = torch.device("cuda", 0)

@@ -88,10 +88,12 @@ def test_loss_falls_and_checkpoint_round_trips(tmp_path, data_dir):
     assert evals[-1]["val_ppl"] == pytest.approx(math.exp(evals[-1]["val_loss"]))
 
 
-def test_resume_is_exact(tmp_path, data_dir):
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_resume_is_exact(tmp_path, data_dir, optimizer):
     """2N steps straight == N steps, stop, resume for N more: same loss at every logged step
     (fp32 on CPU, dropout on, so the RNG and sampler states must be restored too)."""
-    common = dict(dropout=0.2, max_iters=20, lr_decay_iters=20, log_interval=2, eval_interval=5)
+    common = dict(dropout=0.2, max_iters=20, lr_decay_iters=20, log_interval=2, eval_interval=5,
+                  optimizer=optimizer)  # fmt: skip
     straight = tiny_train_config(tmp_path / "a", data_dir, **common)
     Trainer(straight).train()
     first = tiny_train_config(tmp_path / "b", data_dir, **{**common, "max_iters": 10})
