@@ -15,16 +15,9 @@ def test_defaults_without_arguments():
 
 def test_flags_equals_and_space_forms():
     cfg = parse_config(
-        [
-            "--n_layer=2",
-            "--n_embd",
-            "64",
-            "--n_head=4",
-            "--learning_rate=3e-4",
-            "--min_lr=3e-5",
-            "--compile",
-        ]
-    )
+        ["--n_layer=2", "--n_embd", "64", "--n_head=4", "--learning_rate=3e-4", "--min_lr=3e-5",
+         "--compile"]
+    )  # fmt: skip
     assert (cfg.n_layer, cfg.n_embd, cfg.learning_rate, cfg.compile) == (2, 64, 3e-4, True)
     assert parse_config(["--compile=False", "--bias", "true"]).compile is False
     assert parse_config(["--max_iters=5e3"]).max_iters == 5000  # a whole number written as 5e3
