@@ -59,6 +59,7 @@ class MiniGPTLM(lm_eval.api.model.LM):
             self.loaded = pretrained
         else:
             self.loaded = load_eval_model(pretrained, self._device, tokenizer)
+        self.scorer = self.loaded.scorers["causal"]  # the harness's requests are left to right
         self.batch_size = _batch_size(batch_size)
         self.window, self.stride = window, stride
 
@@ -66,7 +67,7 @@ class MiniGPTLM(lm_eval.api.model.LM):
         pairs = [request.args for request in requests]
         with autocast(self._device, self.precision):
             scores = score_continuations(
-                self.loaded.model, self.loaded.tokenizer, pairs, self.batch_size
+                self.loaded.model, self.loaded.tokenizer, pairs, self.batch_size, self.scorer
             )
         return [(score.total, score.greedy) for score in scores]
 
@@ -77,7 +78,7 @@ class MiniGPTLM(lm_eval.api.model.LM):
                 (text,) = request.args
                 score = score_documents(
                     self.loaded.model, self.loaded.tokenizer, [text], window=self.window,
-                    stride=self.stride, batch_size=self.batch_size,
+                    stride=self.stride, batch_size=self.batch_size, scorer=self.scorer,
                 )  # fmt: skip
                 out.append(-score.nll)
         return out
