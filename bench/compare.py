@@ -12,7 +12,8 @@ fine-tuned accuracy comes from a finetune.py run on that model: a `metrics.json`
 
 With no --models it takes those present of: the default train.py run (out), finetune.py's
 in-domain base (out-finetune-lm/best, else out-finetune-lm), and the models bench/objectives.py
-saved (out-objectives/*). `--readme` rewrites the table between the README's markers.
+pre-trained (out-bench-objectives/*/base; bidirectional ones are left out: they have no
+left-to-right likelihood). `--readme` rewrites the table between the README's markers.
 """
 
 from __future__ import annotations
@@ -32,8 +33,13 @@ TASK = "data/movie_reviews/task5_test.jsonl"
 
 def default_models() -> list[str]:
     base = next((d for d in ("out-finetune-lm/best", "out-finetune-lm") if _is_model(d)), None)
-    objectives = sorted(str(Path(p).parent) for p in glob.glob("out-objectives/*/config.json"))
+    saved = glob.glob("out-bench-objectives/*/base/config.json")
+    objectives = [str(Path(p).parent) for p in sorted(saved) if not _is_encoder(Path(p))]
     return [d for d in ("out", base, *objectives) if d and _is_model(d)]
+
+
+def _is_encoder(config_file: Path) -> bool:
+    return json.loads(config_file.read_text()).get("attention") == "bidirectional"
 
 
 def _is_model(directory: str) -> bool:

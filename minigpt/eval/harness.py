@@ -59,7 +59,8 @@ class MiniGPTLM(lm_eval.api.model.LM):
             self.loaded = pretrained
         else:
             self.loaded = load_eval_model(pretrained, self._device, tokenizer)
-        self.scorer = self.loaded.scorers["causal"]  # the harness's requests are left to right
+        # the harness's requests are (context, continuation): the model's own objective scores them
+        self.scorer = next(iter(self.loaded.scorers.values()))
         self.batch_size = _batch_size(batch_size)
         self.window, self.stride = window, stride
 

@@ -5,7 +5,9 @@ gptj directory does not, and is read with a named fallback (GPT-2's BPE unless t
 Either way the tokenizer must fit the model: every id it makes needs a row of the embedding.
 
 Each model is scored once per objective it can be scored with (minigpt.eval.scoring.SpanScorer).
-A causal model is scored as causal.
+A causal model is scored as causal; a prefix-attention model (trained as a prefix LM or with T5's
+span corruption) as a prefix LM: the context is its prefix. A bidirectional (BERT-style) model
+defines no likelihood of text read left to right, so it is refused.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 
 from minigpt.checkpoint import load_pretrained, load_tokenizer
 from minigpt.data.tokenizer import Tokenizer
-from minigpt.eval.scoring import SpanScorer, score_causal
+from minigpt.eval.scoring import SpanScorer, score_causal, score_prefix
 from minigpt.model.gpt import GPT
 
 
@@ -31,9 +33,14 @@ class EvalModel:
     def scorers(self) -> dict[str, SpanScorer]:
         """objective -> span scorer. Models read left to right (GPTConfig.attention causal, the
         only kind before the objectives) are scored as causal."""
-        attention = getattr(self.model.config, "attention", "causal")
-        if attention != "causal":
-            raise ValueError(f"{self.name}: no scorer for attention={attention!r} models yet")
+        attention = self.model.config.attention
+        if attention == "bidirectional":
+            raise ValueError(
+                f"{self.name} is a bidirectional (masked LM) model: it assigns no probability to"
+                " text read left to right, so it has no bits per byte; fine-tune it instead"
+            )
+        if attention == "prefix":
+            return {"prefix_lm": score_prefix}
         return {"causal": score_causal}
 
 

@@ -11,9 +11,11 @@ vocabulary are never tokens (sampling masks them too). Sliding windows over a lo
 (minigpt.eval.bpb) and (context, continuation) pairs of a task (minigpt.eval.tasks) are both
 lists of spans.
 
-This is the causal objective's scorer: the model reads left to right and every scored token sees
-exactly its left context. A model trained with another objective (prefix LM, span corruption,
-masked LM) is scored by another `SpanScorer` with the same signature.
+`score_causal` is the causal objective's scorer: the model reads left to right and every scored
+token sees exactly its left context. `score_prefix` is the prefix LM's: the span's context is the
+prefix, read with full visibility (prefix_len = n_context), and the scored tokens follow it
+causally, as in training. Both give log p(continuation | context) summed over the same tokens, so
+bits per byte compare across them.
 """
 
 from __future__ import annotations
@@ -60,11 +62,21 @@ SpanScorer = Callable[[GPT, Sequence[Span], int], list[SpanScore]]
 
 
 def score_causal(model: GPT, spans: Sequence[Span], batch_size: int) -> list[SpanScore]:
-    """Score `spans` with a causal model, `batch_size` spans per forward pass.
+    """Score `spans` with a causal model, `batch_size` spans per forward pass (see `_score`)."""
+    return _score(model, spans, batch_size, prefix=False)
 
-    Spans are batched longest first (so a batch pads little) and right-padded: with causal
-    attention, padding after a token cannot change that token's logits. Results come back in the
-    order of `spans`.
+
+def score_prefix(model: GPT, spans: Sequence[Span], batch_size: int) -> list[SpanScore]:
+    """Score `spans` with a prefix-LM model: each span's context is its prefix."""
+    return _score(model, spans, batch_size, prefix=True)
+
+
+def _score(model: GPT, spans: Sequence[Span], batch_size: int, prefix: bool) -> list[SpanScore]:
+    """Score `spans`, `batch_size` spans per forward pass.
+
+    Spans are batched longest first (so a batch pads little) and right-padded: padding after a
+    token cannot change that token's logits (every scored position reads causally). Results come
+    back in the order of `spans`.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be >= 1")
@@ -76,13 +88,14 @@ def score_causal(model: GPT, spans: Sequence[Span], batch_size: int) -> list[Spa
     scores: list[SpanScore | None] = [None] * len(spans)
     for k in range(0, len(order), batch_size):
         batch = [spans[i] for i in order[k : k + batch_size]]
-        for i, score in zip(order[k : k + batch_size], _score_batch(model, batch), strict=True):
+        scored = _score_batch(model, batch, prefix)
+        for i, score in zip(order[k : k + batch_size], scored, strict=True):
             scores[i] = score
     return scores  # type: ignore[return-value]
 
 
 @torch.inference_mode()
-def _score_batch(model: GPT, spans: Sequence[Span]) -> list[SpanScore]:
+def _score_batch(model: GPT, spans: Sequence[Span], prefix: bool) -> list[SpanScore]:
     device = next(model.parameters()).device
     T = max(len(s.ids) for s in spans) - 1
     inputs = torch.zeros(len(spans), T, dtype=torch.long)
@@ -92,7 +105,8 @@ def _score_batch(model: GPT, spans: Sequence[Span]) -> list[SpanScore]:
         inputs[b, : len(ids) - 1] = ids[:-1]
         targets[b, span.n_context - 1 : len(ids) - 1] = ids[span.n_context :]
     n_vocab = model.config.n_vocab or model.config.vocab_size
-    logits = model(inputs.to(device)).logits[..., :n_vocab].float()  # (B, T, n_vocab); fp32 lse
+    prefix_len = torch.tensor([s.n_context for s in spans], device=device) if prefix else None
+    logits = model(inputs.to(device), prefix_len=prefix_len).logits[..., :n_vocab].float()
     scored = (targets != IGNORE).to(device)
     safe_targets = targets.clamp(min=0).to(device)
     picked = logits.gather(-1, safe_targets.unsqueeze(-1)).squeeze(-1)  # (B, T)
