@@ -4,12 +4,14 @@
     python sample.py --init_from=gpt2 --start=FILE:prompt.txt --temperature=0.7 --top_p=0.9
 
 The text is encoded and decoded with the checkpoint's own tokenizer (tokenizer_spec.json); an
-HF-format checkpoint without one uses `--tokenizer` (GPT-2's BPE by default). `--help` lists
-every setting.
+HF-format checkpoint without one uses `--tokenizer` (GPT-2's BPE by default). The sampling
+flags are minigpt.model.generate.SamplingConfig's; here `--eos_id` defaults to the tokenizer's
+end-of-text. `--help` lists every setting.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ import torch
 
 from minigpt.checkpoint import load_tokenizer
 from minigpt.data.tokenizer import Tokenizer
+from minigpt.model.generate import SamplingConfig, stream_tokens
 from minigpt.model.gpt import GPT
 from minigpt.settings import ConfigError, help_text, parse_settings, require, setting
 from minigpt.train.precision import autocast, resolve_device, resolve_dtype
@@ -34,25 +37,19 @@ class SampleConfig:
     )
     start: str = setting("\n", "prompt text, or FILE:path to read it from a file")
     num_samples: int = setting(3, "independent samples to draw")
-    max_new_tokens: int = setting(500, "tokens to generate per sample")
-    temperature: float = setting(0.8, "softmax temperature; 0 = greedy (argmax)")
-    top_k: int | None = setting(200, "keep only the k most likely tokens; none = all")
-    top_p: float | None = setting(None, "nucleus sampling: smallest set with probability >= p")
+    sampling: SamplingConfig = setting(
+        SamplingConfig(max_new_tokens=500, temperature=0.8, top_k=200),
+        "how tokens are drawn; eos_id none = the tokenizer's end-of-text",
+    )
     seed: int = setting(1337, "random seed: the same seed gives the same samples")
     tokenizer: str = setting("gpt2", "tokenizer for a checkpoint that has no tokenizer_spec.json")
     device: str = setting("auto", "'auto', 'cpu', 'cuda', 'cuda:1', 'mps'")
     dtype: str = setting("auto", "autocast dtype", ("auto", "float32", "bfloat16", "float16"))
 
     def validate(self) -> None:
-        checks = [
-            (self.num_samples > 0, f"--num_samples={self.num_samples} must be positive"),
-            (self.max_new_tokens > 0, f"--max_new_tokens={self.max_new_tokens} must be positive"),
-            (self.temperature >= 0, f"--temperature={self.temperature} must be >= 0"),
-            (self.top_k is None or self.top_k > 0, f"--top_k={self.top_k} must be positive"),
-            (self.top_p is None or 0 < self.top_p <= 1, f"--top_p={self.top_p} must be in (0, 1]"),
-        ]  # fmt: skip
-        for ok, message in checks:
-            require(ok, message)
+        require(self.num_samples > 0, f"--num_samples={self.num_samples} must be positive")
+        new = self.sampling.max_new_tokens
+        require(new > 0, f"--max_new_tokens={new} must be positive")
 
 
 def prompt_text(start: str) -> str:
@@ -111,15 +108,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     model.to(device).eval()
     idx = torch.tensor([start_ids], device=device)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    eos_id = tokenizer.eot_id if cfg.sampling.eos_id is None else cfg.sampling.eos_id
+    sampling = dataclasses.replace(cfg.sampling, eos_id=eos_id)
     for k in range(cfg.num_samples):
         if k:
             print("\n---------------")
         print(prompt, end="", flush=True)
         with autocast(device, dtype):
-            tokens = model.generate_stream(
-                idx, cfg.max_new_tokens, generator, temperature=cfg.temperature,
-                top_k=cfg.top_k, top_p=cfg.top_p, eos_id=tokenizer.eot_id,
-            )  # fmt: skip
+            tokens = stream_tokens(model, idx, sampling, generator)
             for piece in stream_text(tokenizer, tokens):
                 print(piece, end="", flush=True)
     print()

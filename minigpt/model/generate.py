@@ -30,6 +30,7 @@ from torch import nn
 
 from minigpt.model.attention import KVCache
 from minigpt.model.config import GPTConfig
+from minigpt.model.errors import require
 
 
 def _knob(default: object, help: str) -> object:
@@ -48,16 +49,14 @@ class SamplingConfig:
     use_cache: bool = _knob(True, "reuse keys/values of earlier tokens (KV cache)")
 
     def __post_init__(self) -> None:
-        problems = [
-            (self.max_new_tokens < 0, f"max_new_tokens={self.max_new_tokens} must be >= 0"),
-            (self.temperature < 0, f"temperature={self.temperature} must be >= 0 (0 = greedy)"),
-            (self.top_k is not None and self.top_k < 1, f"top_k={self.top_k} must be >= 1"),
-            (self.top_p is not None and not 0 < self.top_p <= 1,
-             f"top_p={self.top_p} must be in (0, 1]"),
+        checks = [
+            (self.max_new_tokens >= 0, f"max_new_tokens={self.max_new_tokens} must be >= 0"),
+            (self.temperature >= 0, f"temperature={self.temperature} must be >= 0 (0 = greedy)"),
+            (self.top_k is None or self.top_k >= 1, f"top_k={self.top_k} must be >= 1"),
+            (self.top_p is None or 0 < self.top_p <= 1, f"top_p={self.top_p} must be in (0, 1]"),
         ]  # fmt: skip
-        for bad, message in problems:
-            if bad:
-                raise ValueError(message)
+        for ok, message in checks:
+            require(ok, message)
 
 
 class Decoder(Protocol):
