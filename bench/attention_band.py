@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 
 from timing import host, wall  # noqa: E402
 
-from minigpt.model.attention import allowed_keys  # noqa: E402
+from minigpt.model.attention import visible_keys  # noqa: E402
 
 
 def timed(fn, device: torch.device, steps: int) -> float:
@@ -49,7 +49,7 @@ def measure(T: int, args: argparse.Namespace, device: torch.device, dtype: torch
     train = device.type != "cpu"
     shape = (args.batch, args.heads, T, 64)
     q, k, v = (torch.randn(shape, device=device, dtype=dtype, requires_grad=train) for _ in "qkv")
-    mask = allowed_keys(T, T, args.window, device)
+    mask = visible_keys(T, T, args.window, device=device)
     flex = make_flex(T, args.window, device)
 
     def dense(q, k, v):
