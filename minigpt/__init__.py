@@ -4,7 +4,7 @@ import minigpt
 model = minigpt.GPT(minigpt.GPTConfig.from_preset("gpt2"))
 logits, loss = model(idx, targets)
 
-The subpackages, in reading order: model (the math), data, checkpoint, train, finetune.
+The subpackages, in reading order: model (the math), data, checkpoint, train, finetune, eval.
 """
 
 from minigpt.checkpoint import (
