@@ -121,7 +121,7 @@ def test_sample_takes_a_nanogpt_sample_config(tmp_path):
                       "\nnum_samples = 10\nmax_new_tokens = 500\ntemperature = 0.8\ntop_k = 200\n"
                       "seed = 1337\ndevice = 'cpu'\ndtype = 'float32'\n")  # fmt: skip
     cfg = sample.parse_settings(sample.SampleConfig, [str(recipe), "--num_samples=2"])
-    assert (cfg.out_dir, cfg.start, cfg.num_samples, cfg.top_k) == (
+    assert (cfg.out_dir, cfg.start, cfg.num_samples, cfg.sampling.top_k) == (
         "out-shakespeare-char", "FILE:p.txt", 2, 200)  # fmt: skip
 
 

@@ -22,21 +22,12 @@ from minigpt.finetune.config import FinetuneConfig
 from minigpt.settings import ConfigError
 from minigpt.train.metrics import read_metrics
 from minigpt.train.trainer import Trainer
-from tests.tiny_models import one_thread
-from tests.train.fixtures import make_dataset, tiny_train_config
+from tests.train.fixtures import tiny_train_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with one_thread():
-        yield
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return make_dataset(tmp_path_factory.mktemp("data"))
+pytestmark = pytest.mark.usefixtures("module_one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,6 @@ import signal
 import subprocess
 import time
 
-import pytest
-
 from tests.train.cli import (
     assert_same_weights,
     check_ok,
@@ -17,12 +15,6 @@ from tests.train.cli import (
     tiny_flags,
     train_command,
 )
-from tests.train.fixtures import make_dataset
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return make_dataset(tmp_path_factory.mktemp("data"))
 
 
 def resume(out_dir, max_iters: int) -> None:

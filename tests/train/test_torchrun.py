@@ -23,14 +23,8 @@ from tests.train.cli import (
     tiny_flags,
     weights,
 )
-from tests.train.fixtures import make_dataset
 
 NOTICE = "note: --gradient_accumulation_steps=1 rounded up to 2 to split evenly over 2 processes"
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return make_dataset(tmp_path_factory.mktemp("data"))
 
 
 def readme_torchrun_commands() -> list[list[str]]:

@@ -16,19 +16,9 @@ from minigpt.train.metrics import read_metrics
 from minigpt.train.optim import lr_at, param_groups
 from minigpt.train.state import STATE_FILE, load_train_state
 from minigpt.train.trainer import Trainer, TrainingDiverged
-from tests.tiny_models import one_thread
-from tests.train.fixtures import make_dataset, tiny_train_config
+from tests.train.fixtures import tiny_train_config
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with one_thread():
-        yield
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return make_dataset(tmp_path_factory.mktemp("data"))
+pytestmark = pytest.mark.usefixtures("module_one_thread")
 
 
 def train_losses(out_dir):
