@@ -7,28 +7,24 @@ import socket
 import subprocess
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 
 from minigpt.train.metrics import read_metrics
+from tests.train.fixtures import tiny_train_config
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN = str(ROOT / "train.py")
 
 
 def tiny_flags(out_dir: Path, data_dir: Path, **overrides) -> list[str]:
-    """train.py flags for a one-block fp32 model on CPU: a few seconds per run."""
-    flags = dict(
-        out_dir=out_dir, data_dir=data_dir, device="cpu", dtype="float32", compile=False,
-        n_layer=1, n_head=2, n_embd=32, block_size=16, batch_size=4, dropout=0.1,
-        max_iters=20, lr_decay_iters=20, warmup_iters=2, learning_rate=1e-2, min_lr=1e-3,
-        eval_interval=10, eval_iters=2, log_interval=1, progress=False, sample_tokens=0,
-        optimizer="adamw",
-    )  # fmt: skip
-    flags.update(overrides)
-    return [f"--{key}={value}" for key, value in flags.items()]
+    """train.py flags for tiny_train_config with dropout on and a log line every step: every
+    setting spelled out, as a user's command line would fix them all."""
+    cfg = tiny_train_config(out_dir, data_dir, **{"dropout": 0.1, "log_interval": 1, **overrides})
+    return [f"--{key}={value}" for key, value in asdict(cfg).items()]
 
 
 def environment() -> dict[str, str]:
