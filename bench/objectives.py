@@ -1,19 +1,23 @@
 """GPT, BERT and T5 objectives compared on one decoder: same data, tokenizer, size and tokens.
 
-    python bench/objectives.py [--quick] [--seeds=3] [--max_iters=N] [--finetune_texts=N]
+    python bench/objectives.py [--quick] [--seeds=3] [--rows=causal,prefix_lm,span,mlm,none]
+                               [--max_iters=N] [--epochs=N] [--finetune_texts=N]
                                [--out_dir=out-bench-objectives]
 
 1. Pre-training text: the train-split movie-review snippets plus the unlabelled amazon, NYT and
-   tweet snippets of the same archive (data/movie_reviews); never a val or test snippet. A
-   character tokenizer built from that text, with "[MASK]" and T5's 100 sentinels added for every
-   objective, so every model has the same vocabulary and parameter count. 2% of the token stream
-   (its tail) is held out for the pre-training validation loss.
+   tweet snippets of the same archive (data/movie_reviews); never a val or test snippet. One
+   tokenizer for every objective: the 4,096 GPT-2 BPE ids that text uses most (`gpt2:4096`, rarer
+   pieces split into those), with "[MASK]" and T5's 100 sentinels added, so every model has the
+   same vocabulary and parameter count. 2% of the token stream (its tail) is held out for the
+   pre-training validation loss.
 2. For each seed and objective (causal, prefix_lm, span, mlm): train.py's Trainer from scratch
    with the same model and the same token budget (max_iters x batch_size x block_size tokens read
    from the corpus; how many of them carry a loss is the objective's business: all for causal,
    about 15% for mlm).
 3. Fine-tune each pre-trained model, and the same architecture with random weights (no
-   pre-training), on the 5-level movie-review task with finetune.py's `run` (method full).
+   pre-training), on the 5-level movie-review task with finetune.py's `run` (method full). Every
+   row reads the text out the same way, the mean of the final hidden states (pooling "mean"), so
+   only the pre-training differs; the epoch with the best val macro-F1 is kept.
 
 Prints JSON: per row, mean and SD over the seeds of test accuracy, macro-F1, the pre-training
 validation loss (each objective's own loss, so rows are not comparable on it) and wall times.
@@ -54,16 +58,18 @@ BASELINE = "none"  # the row without pre-training
 
 # (model, pre-training, fine-tuning) settings of the two modes
 # (finetune_texts: N evenly spaced train-split texts, None = all 8,480). The full run is sized
-# for two shared CPU cores: a 2-layer, 64-wide model (about 0.1M parameters outside the
-# embeddings) reading 0.6M characters of pre-training text per objective.
-FULL = dict(n_layer=2, n_head=4, n_embd=64, block_size=128, batch_size=16, max_iters=300,
-            learning_rate=2e-3, epochs=1, finetune_texts=2500)  # fmt: skip
+# for a 2-core CPU: a 4-layer, 128-wide model reading 614,400 tokens of pre-training text per
+# objective (about one pass over the 632,477-token corpus), then 3 fine-tuning epochs. Pre-training
+# uses train.py's default optimizer (Muon for the blocks' matrices, AdamW for the rest).
+TOKENIZER = "gpt2:4096"
+FULL = dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=32, max_iters=300,
+            learning_rate=1e-2, epochs=3, finetune_texts=None, finetune_lr=1e-3)  # fmt: skip
 QUICK = dict(n_layer=1, n_head=2, n_embd=32, block_size=64, batch_size=8, max_iters=30,
-             learning_rate=2e-3, epochs=1, finetune_texts=1000)  # fmt: skip
+             learning_rate=1e-2, epochs=1, finetune_texts=1000, finetune_lr=1e-3)  # fmt: skip
 
 
 def pretraining_corpus(out_dir: Path) -> Path:
-    """train.bin/val.bin/meta.json of movie train-split + unlabelled snippets, char tokens."""
+    """train.bin/val.bin/meta.json of movie train-split + unlabelled snippets in TOKENIZER."""
     if (out_dir / "meta.json").is_file():
         return out_dir
     ensure_dataset(REVIEWS)  # the labelled JSONL splits
@@ -74,7 +80,9 @@ def pretraining_corpus(out_dir: Path) -> Path:
     lines = (REVIEWS / "train.jsonl").read_text(encoding="utf-8").splitlines()
     train_texts = [json.loads(line)["text"] for line in lines]
     source = {"movie_reviews": "train split", "unlabelled": list(script.EXTRA)}
-    meta = prepare_documents(train_texts + extra, "char", out_dir, source=source, val_fraction=0.02)
+    meta = prepare_documents(
+        train_texts + extra, TOKENIZER, out_dir, source=source, val_fraction=0.02
+    )
     # every objective's special tokens in the data's tokenizer, so every model gets the same
     # vocabulary (and parameter count); the text ids are unchanged
     tokenizer = Tokenizer.from_spec(meta["tokenizer"])
@@ -137,6 +145,7 @@ def fine_tune(base: Path, out_dir: Path, seed: int, s: dict) -> dict[str, Any]:
         init_from=str(base), data_dir=str(REVIEWS), out_dir=str(out_dir),
         train_file=str(training_texts(out_dir.parent, s["finetune_texts"])),
         epochs=s["epochs"], seed=seed, progress=False, patience=0, max_len=s["block_size"],
+        learning_rate=s["finetune_lr"], pooling="mean", select_on="macro_f1",
         threads=torch.get_num_threads(),
     )  # fmt: skip
     cfg.validate()
@@ -206,18 +215,27 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=None, help="seeds per row (3; quick: 1)")
     parser.add_argument("--out_dir", default="out-bench-objectives")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: auto)")
-    parser.add_argument("--max_iters", type=int, help="pre-training steps (a smaller budget)")
+    parser.add_argument("--max_iters", type=int, help="pre-training steps (another budget)")
+    parser.add_argument("--epochs", type=int, help="fine-tuning epochs")
     parser.add_argument("--finetune_texts", type=int, help="train-split texts to fine-tune on")
+    parser.add_argument(
+        "--rows", default=",".join((*OBJECTIVES, BASELINE)),
+        help=f"comma-separated rows to run: objectives and/or {BASELINE!r} (no pre-training)",
+    )  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(finetune.cpu_threads(args.threads))  # 1 when the cores are busy
     settings = dict(QUICK if args.quick else FULL)
-    for key in ("max_iters", "finetune_texts"):
+    for key in ("max_iters", "epochs", "finetune_texts"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
     seeds = args.seeds or (1 if args.quick else 3)
     out_dir = Path(args.out_dir)
     start = time.perf_counter()
-    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in (*OBJECTIVES, BASELINE)}
+    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in args.rows.split(",")}
+    known = (*OBJECTIVES, BASELINE)
+    unknown = [name for name in rows if name not in known]
+    if unknown:
+        parser.error(f"--rows: unknown {', '.join(unknown)}; choose from {', '.join(known)}")
     with contextlib.redirect_stdout(sys.stderr):  # run logs to stderr, the JSON alone to stdout
         corpus = pretraining_corpus(out_dir / "corpus")
         for seed in range(seeds):

@@ -171,3 +171,16 @@ def test_bench_objectives_quick_runs_end_to_end_in_under_3_minutes(tmp_path):
     for row in result["rows"].values():
         assert 0.0 <= row["test_accuracy"]["mean"] <= 1.0
         assert 0.0 <= row["test_macro_f1"]["mean"] <= 1.0
+
+
+def test_bench_objectives_refuses_an_unknown_row_in_one_line():
+    done = subprocess.run(
+        [sys.executable, "bench/objectives.py", "--rows=mlm,bert"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .endswith("--rows: unknown bert; choose from causal, prefix_lm, span, mlm, none")
+    )
