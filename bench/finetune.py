@@ -160,8 +160,6 @@ def main() -> None:
     parser.add_argument("--markdown", action="store_true", help="print the README table")
     parser.add_argument("--out_dir", default="out-bench-finetune")
     args = parser.parse_args()
-    if finetune.TIKTOKEN_CACHE.is_dir():
-        os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(finetune.TIKTOKEN_CACHE))
     out, extra = Path(args.out_dir), shlex.split(args.set)
     seeds = [int(s) for s in args.seeds.split(",")]
     start = time.perf_counter()
