@@ -98,20 +98,24 @@ class TokenSampler:
         self.device = torch.device(device)
         self.generator = torch.Generator().manual_seed(seed)
 
-    def get_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(x, y), both int64 of shape (batch_size, block_size), on `device`."""
+    def get_windows(self) -> torch.Tensor:
+        """The next batch_size windows of block_size + 1 consecutive tokens: int64 (B, T+1) on
+        `device`. Objectives cut their inputs and targets from these."""
         B, T = self.batch_size, self.block_size
         offsets = torch.randint(self.n_tokens - T, (self.world_size * B,), generator=self.generator)
         mine = offsets[self.rank * B : (self.rank + 1) * B].tolist()
         data = np.memmap(self.bin_path, dtype=self.dtype, mode="r")
         windows = torch.from_numpy(np.stack([data[o : o + T + 1] for o in mine]).astype(np.int64))
         del data  # unmap now, see the class docstring
-        x, y = windows[:, :-1].contiguous(), windows[:, 1:].contiguous()  # (B, T), y shifted by one
         if self.device.type == "cuda":
             # page-locked host memory lets the copy overlap with the GPU work already queued
-            x, y = x.pin_memory(), y.pin_memory()
-            return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-        return x.to(self.device), y.to(self.device)
+            return windows.pin_memory().to(self.device, non_blocking=True)
+        return windows.to(self.device)
+
+    def get_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x, y), both int64 (batch_size, block_size) on `device`; y is x shifted by one."""
+        windows = self.get_windows()
+        return windows[:, :-1].contiguous(), windows[:, 1:].contiguous()
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The sampler's position in its random stream (tensors only: safe for weights_only)."""

@@ -239,9 +239,7 @@ class Trainer:
     def _batch(self, sampler: TokenSampler) -> ObjectiveBatch:
         """The objective's batch from the next window of `sampler`; its random draws come from
         the sampler's generator, whose state checkpoints save, so resuming redraws them exactly."""
-        x, y = sampler.get_batch()
-        window = torch.cat([x, y[:, -1:]], dim=1)  # (B, T+1) consecutive tokens
-        return self.objective(window, sampler.generator)
+        return self.objective(sampler.get_windows(), sampler.generator)  # windows: (B, T+1)
 
     # ---- evaluation ----------------------------------------------------------------------------
 

@@ -153,10 +153,10 @@ def test_grad_accumulation_matches_one_big_batch(tmp_path, data_dir):
     small = Trainer(tiny_train_config(tmp_path / "b", data_dir, batch_size=4,
                                 gradient_accumulation_steps=2))  # fmt: skip
     # same windows: the big sampler's 8 rows == the small sampler's two draws of 4
-    x8, y8 = big.sampler.get_batch()
-    batches = iter([(x8[:4], y8[:4]), (x8[4:], y8[4:])])
-    small.sampler.get_batch = lambda: next(batches)
-    big.sampler.get_batch = lambda: (x8, y8)
+    w8 = big.sampler.get_windows()
+    batches = iter([w8[:4], w8[4:]])
+    small.sampler.get_windows = lambda: next(batches)
+    big.sampler.get_windows = lambda: w8
     loss_big, loss_small = big.step(), small.step()
     torch.testing.assert_close(loss_big, loss_small)
     for p, q in zip(big.model.parameters(), small.model.parameters(), strict=True):
