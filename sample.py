@@ -19,12 +19,11 @@ from pathlib import Path
 
 import torch
 
-from minigpt.checkpoint import load_tokenizer
+from minigpt.checkpoint import load_model
 from minigpt.data.tokenizer import Tokenizer
+from minigpt.device import DeviceConfig, autocast, resolve_device, resolve_dtype
 from minigpt.model.generate import SamplingConfig, stream_tokens
-from minigpt.model.gpt import GPT
-from minigpt.settings import ConfigError, help_text, parse_settings, require, setting
-from minigpt.train.precision import autocast, resolve_device, resolve_dtype
+from minigpt.settings import ConfigError, help_text, parse_settings, require, run_cli, setting
 
 USAGE = "usage: python sample.py [--key=value | --key value ...]"
 
@@ -43,8 +42,7 @@ class SampleConfig:
     )
     seed: int = setting(1337, "random seed: the same seed gives the same samples")
     tokenizer: str = setting("gpt2", "tokenizer for a checkpoint that has no tokenizer_spec.json")
-    device: str = setting("auto", "'auto', 'cpu', 'cuda', 'cuda:1', 'mps'")
-    dtype: str = setting("auto", "autocast dtype", ("auto", "float32", "bfloat16", "float16"))
+    compute: DeviceConfig = setting(DeviceConfig(), "where it samples and in which precision")
 
     def validate(self) -> None:
         require(self.num_samples > 0, f"--num_samples={self.num_samples} must be positive")
@@ -60,13 +58,6 @@ def prompt_text(start: str) -> str:
     if not path.is_file():
         raise ConfigError(f"--start=FILE:{path}: no such file")
     return path.read_text(encoding="utf-8")
-
-
-def load(cfg: SampleConfig) -> tuple[GPT, Tokenizer]:
-    source = cfg.out_dir if cfg.init_from == "resume" else cfg.init_from
-    model = GPT.from_pretrained(source)
-    tokenizer = load_tokenizer(source) if Path(source).is_dir() else None
-    return model, tokenizer or Tokenizer.from_name(cfg.tokenizer)
 
 
 def stream_text(tokenizer: Tokenizer, tokens: Iterator[torch.Tensor]) -> Iterator[str]:
@@ -88,23 +79,16 @@ def stream_text(tokenizer: Tokenizer, tokens: Iterator[torch.Tensor]) -> Iterato
         yield text[shown:]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if "-h" in argv or "--help" in argv:
-        print(help_text(SampleConfig, USAGE))
-        return 0
-    try:
-        cfg = parse_settings(SampleConfig, argv)
-        model, tokenizer = load(cfg)
-        prompt = prompt_text(cfg.start)
-        start_ids = tokenizer.encode(prompt)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+def sample(argv: Sequence[str]) -> None:
+    cfg = parse_settings(SampleConfig, argv)
+    source = cfg.out_dir if cfg.init_from == "resume" else cfg.init_from
+    model, tokenizer = load_model(source, cfg.tokenizer)
+    prompt = prompt_text(cfg.start)
+    start_ids = tokenizer.encode(prompt)
     if not start_ids:
         start_ids = [tokenizer.eot_id] if tokenizer.eot_id is not None else [0]
-    device = resolve_device(cfg.device)
-    dtype = resolve_dtype(cfg.dtype, device)
+    device = resolve_device(cfg.compute.device)
+    dtype = resolve_dtype(cfg.compute.dtype, device)
     model.to(device).eval()
     idx = torch.tensor([start_ids], device=device)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
@@ -119,7 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             for piece in stream_text(tokenizer, tokens):
                 print(piece, end="", flush=True)
     print()
-    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli(argv, help_text(SampleConfig, USAGE), sample)
 
 
 if __name__ == "__main__":

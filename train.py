@@ -11,38 +11,25 @@ defaults; flags given again override them, e.g. a larger --max_iters).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 # Idle OpenMP threads sleep instead of spinning. Spinning wins a little on an idle machine, but on
 # a shared one (other jobs, or several DDP ranks per host) spinning threads steal the cores the
 # working ones need and a CPU step gets up to ten times slower. Read once, when torch loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import torch  # noqa: E402
+import torch
 
 from minigpt.data.objectives import LANGUAGE_MODELLING
 from minigpt.data.tokenizer import Tokenizer
+from minigpt.device import resolve_device
 from minigpt.model.gpt import GPT
-from minigpt.train.config import TrainConfig, load_saved_config, parse_config, train_help
-from minigpt.train.distributed import init_distributed, launched_rank, shutdown
-from minigpt.train.precision import resolve_device
-from minigpt.train.trainer import Trainer, TrainingDiverged
-
-ROOT = Path(__file__).resolve().parent
-
-
-def resolve_config(argv: Sequence[str]) -> TrainConfig:
-    """Settings from argv; a resumed run starts from the settings it saved."""
-    config = parse_config(argv)
-    if config.init_from == "resume":
-        config = parse_config(argv, base=load_saved_config(config.out_dir))
-    if not config.data_dir:  # data/<dataset> beside this script, wherever it is run from
-        config = dataclasses.replace(config, data_dir=str(ROOT / "data" / config.dataset))
-    return config
+from minigpt.settings import run_cli
+from minigpt.train.config import resolve_config, train_help
+from minigpt.train.distributed import init_distributed, shutdown
+from minigpt.train.trainer import Trainer
 
 
 def sample(model: GPT, tokenizer: Tokenizer, n_tokens: int, seed: int) -> str:
@@ -56,44 +43,30 @@ def sample(model: GPT, tokenizer: Tokenizer, n_tokens: int, seed: int) -> str:
     return tokenizer.decode(out[0, len(start) :].tolist())
 
 
-def fail(error: Exception, code: int) -> int:
-    """Report `error` once (from rank 0 under torchrun) and return the exit code."""
-    if launched_rank() == 0:
-        print(f"error: {error}", file=sys.stderr)
-    return code
+def train(argv: Sequence[str]) -> None:
+    config = resolve_config(argv)
+    dist = init_distributed(resolve_device(config.compute.device).type, config.backend)
+    trainer = Trainer(config, dist)
+    if dist.is_main:
+        model = trainer.model
+        print(
+            f"model {model.num_params() / 1e6:.2f}M params; {trainer.tokens_per_iter:,} tokens"
+            f"/step; {trainer.device} {str(trainer.dtype).removeprefix('torch.')}; "
+            f"peak {trainer.peak_flops / 1e9:,.0f} GFLOP/s; out_dir {config.out_dir}"
+        )
+    result = trainer.train()
+    generates = config.objective in LANGUAGE_MODELLING  # the others are not trained to
+    if config.sample_tokens and generates and not result.interrupted:
+        model = trainer.full_model()  # under fsdp every rank helps gather it
+        if model is not None:
+            text = sample(model, trainer.tokenizer, config.sample_tokens, config.seed)
+            print(f"---- sample ({config.sample_tokens} tokens) ----\n{text}")
+    # An error skips this on purpose: a peer may be inside a collective, and exiting releases all
+    shutdown(dist)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if "-h" in argv or "--help" in argv:
-        print(train_help())
-        return 0
-    try:
-        config = resolve_config(argv)
-        dist = init_distributed(resolve_device(config.device).type, config.backend)
-    except (ValueError, FileNotFoundError) as e:
-        return fail(e, 2)
-    try:
-        trainer = Trainer(config, dist)
-        if dist.is_main:
-            model = trainer.model
-            print(
-                f"model {model.num_params() / 1e6:.2f}M params; {trainer.tokens_per_iter:,} tokens"
-                f"/step; {trainer.device} {str(trainer.dtype).removeprefix('torch.')}; "
-                f"peak {trainer.peak_flops / 1e9:,.0f} GFLOP/s; out_dir {config.out_dir}"
-            )
-        result = trainer.train()
-        generates = config.objective in LANGUAGE_MODELLING  # the others are not trained to
-        if config.sample_tokens and generates and not result.interrupted:
-            model = trainer.full_model()  # under fsdp every rank helps gather it
-            if model is not None:
-                text = sample(model, trainer.tokenizer, config.sample_tokens, config.seed)
-                print(f"---- sample ({config.sample_tokens} tokens) ----\n{text}")
-    except (OSError, ValueError, TrainingDiverged) as e:
-        # no orderly shutdown: a peer may be inside a collective, and exiting releases all
-        return fail(e, 1)
-    shutdown(dist)
-    return 0
+    return run_cli(argv, train_help(), train)
 
 
 if __name__ == "__main__":

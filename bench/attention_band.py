@@ -15,16 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from common import host
+from timing import wall
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's minigpt
-
-from timing import host, wall  # noqa: E402
-
-from minigpt.model.attention import visible_keys  # noqa: E402
+from minigpt.model.attention import visible_keys
 
 
 def timed(fn, device: torch.device, steps: int) -> float:

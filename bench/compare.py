@@ -26,7 +26,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from common import markdown_table
+
 ROOT = Path(__file__).resolve().parents[1]
+
 START, END = "<!-- models-compared:start -->", "<!-- models-compared:end -->"
 TASK = "data/movie_reviews/task5_test.jsonl"
 
@@ -91,10 +94,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     bpb = list(dict.fromkeys(key for row in scored for key in row if key.startswith("bpb ")))
     columns = ["model", "params", "tokenizer", *bpb, "zero-shot acc", "zero-shot acc_norm",
                "fine-tuned acc"]  # fmt: skip
-    align = ["---", "---:", "---", *["---:"] * (len(columns) - 3)]
-    lines = ["| " + " | ".join(columns) + " |", "| " + " | ".join(align) + " |"]
-    lines += ["| " + " | ".join(_cell(row.get(c)) for c in columns) + " |" for row in scored]
-    return "\n".join(lines)
+    cells = [[_cell(row.get(c)) for c in columns] for row in scored]
+    return markdown_table(columns, cells, "lrl" + "r" * (len(columns) - 3))
 
 
 def _cell(value: Any) -> str:

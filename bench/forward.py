@@ -12,16 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 import torch
+from common import host
+from timing import median, wall
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's minigpt
-
-from timing import host, median, wall  # noqa: E402
-
-import minigpt  # noqa: E402
-from minigpt.train.perf import device_peak_flops, flops_per_token, matmul_params, mfu  # noqa: E402
+import minigpt
+from minigpt.train.perf import device_peak_flops, flops_per_token, matmul_params, mfu
 
 # nanoGPT's "baby GPT" for shakespeare_char: the small config this bench reports by default.
 BABY = dict(vocab_size=128, block_size=256, n_layer=6, n_head=6, n_embd=384)

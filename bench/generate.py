@@ -19,16 +19,13 @@ import json
 import sys
 import tempfile
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
+from common import host, native_bf16
+from timing import interleaved, median, wall
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's minigpt
-
-from timing import host, interleaved, median, native_bf16, wall  # noqa: E402
-
-import minigpt  # noqa: E402
-from minigpt.checkpoint import export_hf_gpt2  # noqa: E402
+import minigpt
+from minigpt.checkpoint import export_hf_gpt2
 
 BOUND_REPEATS = 5  # weight passes per timed bound call: one pass is too short to time alone
 

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
 PY = sys.executable
 
 # name -> (command, time limit in seconds); the limits add up to under 8 minutes

@@ -26,19 +26,14 @@ import json
 import math
 import os
 import socket
-import sys
-from pathlib import Path
 
 import torch
 import torch.multiprocessing as mp
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # this checkout's minigpt, wherever the bench is run from
-
-from minigpt.model.config import GPTConfig  # noqa: E402
-from minigpt.model.gpt import GPT  # noqa: E402
-from minigpt.train.distributed import shard  # noqa: E402
-from minigpt.train.optim import make_adamw  # noqa: E402
+from minigpt.model.config import GPTConfig
+from minigpt.model.gpt import GPT
+from minigpt.train.distributed import shard
+from minigpt.train.optim import make_adamw
 
 BYTES = {"params": 4, "grads": 4, "adamw": 8}  # per element held, fp32
 CHECK_CONFIG = dict(vocab_size=515, block_size=32, n_layer=3, n_head=4, n_embd=100)  # odd sizes

@@ -30,30 +30,28 @@ import argparse
 import contextlib
 import importlib.util
 import json
-import os
-import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
+from common import host, markdown_table, mean_sd, pm, random_base
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # this checkout's finetune.py and minigpt
+from minigpt.data.bins import load_meta
+from minigpt.data.objectives import ATTENTION, MASK_TOKEN, OBJECTIVES, SENTINELS
+from minigpt.data.prepare import ensure_dataset, prepare_documents
+from minigpt.data.tokenizer import Tokenizer
+from minigpt.device import DeviceConfig
+from minigpt.finetune.classifier import GPTClassifier
+from minigpt.finetune.config import FinetuneConfig
+from minigpt.finetune.run import cpu_threads, run
+from minigpt.model.config import GPTConfig
+from minigpt.paths import dataset_dir
+from minigpt.train.config import TrainConfig
+from minigpt.train.trainer import Trainer
 
-import finetune  # noqa: E402
-from minigpt.data.bins import load_meta  # noqa: E402
-from minigpt.data.objectives import ATTENTION, MASK_TOKEN, OBJECTIVES, SENTINELS  # noqa: E402
-from minigpt.data.prepare import ensure_dataset, prepare_documents  # noqa: E402
-from minigpt.data.tokenizer import Tokenizer  # noqa: E402
-from minigpt.finetune.config import FinetuneConfig  # noqa: E402
-from minigpt.model.config import GPTConfig  # noqa: E402
-from minigpt.model.gpt import GPT  # noqa: E402
-from minigpt.train.config import TrainConfig  # noqa: E402
-from minigpt.train.trainer import Trainer  # noqa: E402
-
-REVIEWS = ROOT / "data" / "movie_reviews"
+REVIEWS = dataset_dir("movie_reviews")
 BASELINE = "none"  # the row without pre-training
 
 # (model, pre-training, fine-tuning) settings of the two modes
@@ -96,7 +94,7 @@ def pretrain(objective: str, corpus: Path, out_dir: Path, seed: int, s: dict) ->
     """Train `objective` from scratch; the checkpoint lands in out_dir."""
     cfg = TrainConfig(
         out_dir=str(out_dir), data_dir=str(corpus), objective=objective, seed=seed,
-        device="cpu", dtype="float32", n_layer=s["n_layer"], n_head=s["n_head"],
+        compute=DeviceConfig("cpu", "float32"), n_layer=s["n_layer"], n_head=s["n_head"],
         n_embd=s["n_embd"], block_size=s["block_size"], batch_size=s["batch_size"],
         max_iters=s["max_iters"], lr_decay_iters=s["max_iters"],
         warmup_iters=s["max_iters"] // 10, learning_rate=s["learning_rate"],
@@ -121,9 +119,7 @@ def random_model(corpus: Path, out_dir: Path, seed: int, s: dict) -> dict[str, A
         block_size=s["block_size"], n_layer=s["n_layer"], n_head=s["n_head"],
         n_embd=s["n_embd"], bias=TrainConfig.bias, dropout=0.0,
     )  # fmt: skip
-    torch.manual_seed(seed)
-    model = GPT(config)
-    model.save_pretrained(out_dir, tokenizer)
+    model = random_base(config, tokenizer, out_dir, seed)
     return {"pretrain_val_loss": None, "pretrain_wall_s": 0.0, "params": model.num_params()}
 
 
@@ -140,7 +136,10 @@ def training_texts(out_dir: Path, n_texts: int | None) -> Path:
     return path
 
 
-def fine_tune(base: Path, out_dir: Path, seed: int, s: dict) -> dict[str, Any]:
+def fine_tune(
+    base: Path, out_dir: Path, seed: int, s: dict, classifier: type[GPTClassifier] = GPTClassifier
+) -> dict[str, Any]:
+    """Fine-tune `base` with `classifier` (the head swap; a bench may pass a variant)."""
     cfg = FinetuneConfig(
         init_from=str(base), data_dir=str(REVIEWS), out_dir=str(out_dir),
         train_file=str(training_texts(out_dir.parent, s["finetune_texts"])),
@@ -150,7 +149,7 @@ def fine_tune(base: Path, out_dir: Path, seed: int, s: dict) -> dict[str, Any]:
     )  # fmt: skip
     cfg.validate()
     start = time.perf_counter()
-    metrics = finetune.run(cfg)
+    metrics = run(cfg, classifier)
     return {
         "test_accuracy": metrics["test"]["accuracy"],
         "test_macro_f1": metrics["test"]["macro_f1"],
@@ -174,39 +173,23 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 "finetune_wall_s"):  # fmt: skip
         values = [r[key] for r in runs if r[key] is not None]
         if values:
-            sd = statistics.stdev(values) if len(values) > 1 else 0.0
-            out[key] = {"mean": round(statistics.fmean(values), 4), "sd": round(sd, 4),
-                        "runs": [round(v, 4) for v in values]}  # fmt: skip
+            out[key] = mean_sd(values)
     return out
 
 
 def markdown(rows: dict[str, dict[str, Any]]) -> str:
     def cell(row: dict, key: str, fmt: str = ".3f") -> str:
-        if key not in row:
-            return "-"
-        return f"{row[key]['mean']:{fmt}} ± {row[key]['sd']:{fmt}}"
+        return pm(row[key], fmt) if key in row else "-"
 
-    lines = [
-        "| pre-training | attention | test accuracy | test macro-F1 | pre-training val loss "
-        "| pre-training s | fine-tuning s |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for name, row in rows.items():
-        attention = ATTENTION.get(name, "causal")
-        lines.append(
-            f"| {name} | {attention} | {cell(row, 'test_accuracy')} | {cell(row, 'test_macro_f1')}"
-            f" | {cell(row, 'pretrain_val_loss')} | {cell(row, 'pretrain_wall_s', '.0f')}"
-            f" | {cell(row, 'finetune_wall_s', '.0f')} |"
-        )
-    return "\n".join(lines)
-
-
-def cpu_kind() -> str:
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    model = next((ln.split(":", 1)[1].strip() for ln in info.splitlines()
-                  if ln.startswith("model name")), "unknown")  # fmt: skip
-    bf16 = [flag for flag in ("avx512_bf16", "amx_bf16") if f" {flag}" in info]
-    return f"{model} ({', '.join(bf16) or 'no avx512_bf16/amx'})"
+    header = ("pre-training", "attention", "test accuracy", "test macro-F1",
+              "pre-training val loss", "pre-training s", "fine-tuning s")  # fmt: skip
+    table = [
+        (name, ATTENTION.get(name, "causal"), cell(row, "test_accuracy"),
+         cell(row, "test_macro_f1"), cell(row, "pretrain_val_loss"),
+         cell(row, "pretrain_wall_s", ".0f"), cell(row, "finetune_wall_s", ".0f"))
+        for name, row in rows.items()
+    ]  # fmt: skip
+    return markdown_table(header, table)
 
 
 def main() -> None:
@@ -223,7 +206,7 @@ def main() -> None:
         help=f"comma-separated rows to run: objectives and/or {BASELINE!r} (no pre-training)",
     )  # fmt: skip
     args = parser.parse_args()
-    torch.set_num_threads(finetune.cpu_threads(args.threads))  # 1 when the cores are busy
+    torch.set_num_threads(cpu_threads(args.threads))  # 1 when the cores are busy
     settings = dict(QUICK if args.quick else FULL)
     for key in ("max_iters", "epochs", "finetune_texts"):
         if getattr(args, key) is not None:
@@ -251,11 +234,7 @@ def main() -> None:
             * settings["batch_size"]
             * settings["block_size"],
         },  # fmt: skip
-        "host": {
-            "cpu": cpu_kind(),
-            "cpu_threads": torch.get_num_threads(),
-            "load_avg": [round(x, 1) for x in os.getloadavg()],
-        },  # fmt: skip
+        "host": host(),
         "rows": summary,
         "wall_time_s": round(time.perf_counter() - start, 1),
     }

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from minigpt.data import TokenSampler
+from minigpt.device import autocast
 from minigpt.train.optim import lr_at
-from minigpt.train.precision import autocast
 from minigpt.train.trainer import Trainer
 
 

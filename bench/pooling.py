@@ -21,18 +21,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import statistics
 import sys
 from pathlib import Path
 
+import objectives
 import torch
+from common import mean_sd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/objectives.py
-
-import objectives  # noqa: E402
-
-import finetune  # noqa: E402
-from minigpt.finetune.classifier import GPTClassifier  # noqa: E402
+from minigpt.finetune.classifier import GPTClassifier
+from minigpt.finetune.run import cpu_threads
 
 
 class FirstTokenClassifier(GPTClassifier):
@@ -53,30 +50,19 @@ def main() -> None:
     parser.add_argument("--out_dir", default="out-bench-pooling")
     parser.add_argument("--finetune_texts", type=int, default=objectives.FULL["finetune_texts"])
     args = parser.parse_args()
-    torch.set_num_threads(finetune.cpu_threads(None))
+    torch.set_num_threads(cpu_threads(None))
     settings = {**objectives.FULL, "block_size": objectives.FULL["block_size"] - 1,
                 "finetune_texts": args.finetune_texts}  # fmt: skip
     results: dict[str, dict[str, list[float]]] = {}
     with contextlib.redirect_stdout(sys.stderr):
         for name, classifier in (("mean", GPTClassifier), ("first", FirstTokenClassifier)):
-            finetune.GPTClassifier = classifier  # what finetune.run builds
-            runs = [
-                objectives.fine_tune(Path(args.base), Path(args.out_dir) / name, 1000 + s, settings)
-                for s in range(args.seeds)
-            ]
+            out_dir = Path(args.out_dir) / name
+            runs = [objectives.fine_tune(Path(args.base), out_dir, 1000 + s, settings, classifier)
+                    for s in range(args.seeds)]  # fmt: skip
             results[name] = {k: [round(r[k], 4) for r in runs]
                              for k in ("test_accuracy", "test_macro_f1")}  # fmt: skip
-    summary = {
-        name: {
-            k: {
-                "mean": round(statistics.fmean(v), 4),
-                "sd": round(statistics.stdev(v), 4),
-                "runs": v,
-            }
-            for k, v in metrics.items()
-        }  # fmt: skip
-        for name, metrics in results.items()
-    }
+    summary = {name: {k: mean_sd(v) for k, v in metrics.items()}
+               for name, metrics in results.items()}  # fmt: skip
     print(json.dumps({"base": args.base, "settings": settings, "pooling": summary}, indent=1))
 
 

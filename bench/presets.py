@@ -10,6 +10,7 @@ import argparse
 import json
 
 import torch
+from common import markdown_table
 
 import minigpt
 from minigpt.model.config import PUBLISHED_PARAMS
@@ -31,15 +32,11 @@ def preset_rows() -> list[dict]:
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = [
-        "| preset | n_layer | n_embd | n_head | context | params | published | diff |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for r in rows:
-        cells = [r["preset"], r["n_layer"], r["n_embd"], r["n_head"], r["block_size"]]
-        cells += [f"{r['params']:,}", f"{r['published']:,}", f"{r['diff_percent']:+.2f}%"]
-        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    return "\n".join(lines)
+    header = ("preset", "n_layer", "n_embd", "n_head", "context", "params", "published", "diff")
+    cells = [(r["preset"], r["n_layer"], r["n_embd"], r["n_head"], r["block_size"],
+              f"{r['params']:,}", f"{r['published']:,}", f"{r['diff_percent']:+.2f}%")
+             for r in rows]  # fmt: skip
+    return markdown_table(header, cells, "lrrrrrrr")
 
 
 def main() -> None:

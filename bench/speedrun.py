@@ -34,20 +34,22 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as train.py; see the comment there
 
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # this checkout's minigpt, wherever the bench is run from
+from common import host
+from plain_loop import PlainLoop, val_loss
+from timing import interleaved
 
-from plain_loop import PlainLoop, val_loss  # noqa: E402
-from timing import host, interleaved  # noqa: E402
+from minigpt.data.prepare import ensure_dataset
+from minigpt.device import DeviceConfig
+from minigpt.paths import dataset_dir
+from minigpt.train.config import TrainConfig
+from minigpt.train.trainer import Trainer
 
-from minigpt.train.config import TrainConfig  # noqa: E402
-from minigpt.train.trainer import Trainer, ensure_dataset  # noqa: E402
-
-DATA = ROOT / "data" / "shakespeare_char"
+DATA = dataset_dir("shakespeare_char")
 # nanoGPT's documented CPU run (config/cpu_quick.toml), in fp32
 QUICK = dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, dropout=0.0,
              optimizer="adamw", learning_rate=1e-3, min_lr=1e-4, beta1=0.9, beta2=0.99,
-             warmup_iters=100, max_iters=2000, lr_decay_iters=2000, dtype="float32")  # fmt: skip
+             warmup_iters=100, max_iters=2000, lr_decay_iters=2000,
+             compute=DeviceConfig("cpu", "float32"))  # fmt: skip
 VAL_BATCHES = 50  # of 32 x block_size tokens, fixed seed: the same text scores both models
 
 
@@ -93,7 +95,7 @@ def main() -> None:
     ensure_dataset(DATA)
     models: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
-        quick = TrainConfig(out_dir=tmp, data_dir=str(DATA), device="cpu", **QUICK)
+        quick = TrainConfig(out_dir=tmp, data_dir=str(DATA), **QUICK)
         host_trainer = Trainer(quick)
         runs = {
             "baseline": lambda: baseline_run(host_trainer, models),

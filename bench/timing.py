@@ -1,5 +1,5 @@
-"""The timing helper every bench shares: device-synchronised wall time, interleaved rounds, and
-a description of the host (CPU kind, threads, load) to print beside the numbers.
+"""The timing helper every bench shares: device-synchronised wall time and interleaved rounds
+(the host line to print beside the numbers is bench/common.py's `host`).
 
 On a shared machine other jobs come and go, so absolute times drift; benches compare candidates
 by ratios measured in one run, each candidate timed once per round with the order reversed every
@@ -9,14 +9,10 @@ least disturbed) unless a bench says otherwise.
 
 from __future__ import annotations
 
-import os
-import platform
 import time
 from collections.abc import Callable
 
 import torch
-
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
 
 
 def sync(device: torch.device | str | None) -> None:
@@ -52,29 +48,3 @@ def interleaved(
 def median(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[len(ordered) // 2]
-
-
-def cpu_flags() -> list[str]:
-    """Which of CPU_FLAGS this CPU has (Linux /proc/cpuinfo; empty elsewhere)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            words = set(f.read().split())
-    except OSError:
-        return []
-    return [flag for flag in CPU_FLAGS if flag in words]
-
-
-def native_bf16() -> bool:
-    """True on a CPU that multiplies bf16 in hardware (AVX512-BF16 or AMX)."""
-    return bool({"avx512_bf16", "amx_bf16"} & set(cpu_flags()))
-
-
-def host() -> dict:
-    """What a reader needs to judge the numbers: CPU kind, threads, torch, load averages."""
-    return {
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_flags": cpu_flags(),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "load_avg_1_5_15m": [round(x, 2) for x in os.getloadavg()],
-    }

@@ -9,15 +9,11 @@ releases the GIL, so threads scale with cores. Reports the best of `--repeats` t
 import argparse
 import json
 import os
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's minigpt
+from timing import wall
 
-from timing import wall  # noqa: E402
-
-from minigpt.data.corpus import shakespeare_works  # noqa: E402
-from minigpt.data.tokenizer import Tokenizer  # noqa: E402
+from minigpt.data.corpus import shakespeare_works
+from minigpt.data.tokenizer import Tokenizer
 
 
 def best_seconds(tok: Tokenizer, docs: list[str], threads: int, repeats: int) -> float:

@@ -31,24 +31,17 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as train.py; see the comment there
 
-import torch  # noqa: E402
+import torch
+from common import host, native_bf16
+from plain_loop import PlainLoop, val_loss
+from timing import interleaved, wall
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # this checkout's minigpt, wherever the bench is run from
-
-from plain_loop import PlainLoop, val_loss  # noqa: E402
-from timing import host, interleaved, native_bf16, wall  # noqa: E402
-
-from minigpt.data.prepare import ensure_dataset  # noqa: E402
-from minigpt.train.config import TrainConfig  # noqa: E402
-from minigpt.train.perf import (  # noqa: E402
-    device_peak_flops,
-    flops_per_token,
-    matmul_params,
-    measure_matmul_peak,
-)
-from minigpt.train.precision import resolve_device  # noqa: E402
-from minigpt.train.trainer import Trainer  # noqa: E402
+from minigpt.data.prepare import ensure_dataset
+from minigpt.device import DeviceConfig, measure_matmul_peak, resolve_device
+from minigpt.paths import dataset_dir
+from minigpt.train.config import TrainConfig
+from minigpt.train.perf import device_peak_flops, flops_per_token, matmul_params
+from minigpt.train.trainer import Trainer
 
 CONFIGS = {
     "quick": dict(dataset="shakespeare_char", n_layer=4, n_head=4, n_embd=128, block_size=64,
@@ -82,9 +75,9 @@ def make_config(
         overrides["batch_size"] = args.baby_cpu_batch
     # AdamW, not the Muon default: the plain loop's optimizer, so both run one recipe
     return TrainConfig(
-        out_dir=str(Path(args.out_dir) / name), data_dir=str(ROOT / "data" / overrides["dataset"]),
-        device=args.device, dtype=dtype, compile=compile, max_iters=iters, lr_decay_iters=iters,
-        progress=False, sample_tokens=0, optimizer="adamw", **overrides,
+        out_dir=str(Path(args.out_dir) / name), data_dir=str(dataset_dir(overrides["dataset"])),
+        compute=DeviceConfig(args.device, dtype), compile=compile, max_iters=iters,
+        lr_decay_iters=iters, progress=False, sample_tokens=0, optimizer="adamw", **overrides,
     )  # fmt: skip
 
 
@@ -157,7 +150,7 @@ def main() -> None:
     device = resolve_device(args.device)
     args.device_type = device.type
     for dataset in {CONFIGS[n]["dataset"] for n in args.configs.split(",")}:
-        ensure_dataset(ROOT / "data" / dataset)
+        ensure_dataset(dataset_dir(dataset))
     fast_bf16 = device.type == "cuda" or (device.type == "cpu" and native_bf16())
     dtypes = args.dtypes.split(",") if args.dtypes else ["float32"] + ["bfloat16"] * fast_bf16
     compiles = {"both": [False, True], "off": [False], "on": [True]}[args.compile]

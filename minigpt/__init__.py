@@ -4,24 +4,22 @@ import minigpt
 model = minigpt.GPT(minigpt.GPTConfig.from_preset("gpt2"))
 logits, loss = model(idx, targets)
 
-The subpackages, in reading order: model (the math), data, checkpoint, train, finetune, eval.
+The subpackages, in reading order: model (the math), data, checkpoint, train, finetune, eval;
+beside them settings.py (every CLI's settings and exit codes), device.py (device and dtype) and
+paths.py (where a checkout's datasets and recipes are).
 """
 
+# minigpt.checkpoint plugs the file formats into GPT.from_pretrained / save_pretrained as it loads
 from minigpt.checkpoint import (
     CheckpointError,
     export_hf_gpt2,
+    load_model,
     load_pretrained,
     load_tokenizer,
     save_pretrained,
 )
 from minigpt.data import Tokenizer
 from minigpt.model import GPT, GPTConfig, GPTOutput, KVCache, SamplingConfig, lm_loss, perplexity
-
-# The model math imports no file formats; saving and loading are functions of minigpt.checkpoint.
-# They are bound here, where both layers are loaded, so `model.save_pretrained(dir)` and
-# `GPT.from_pretrained(dir)` work as in Hugging Face. Importing any minigpt module runs this file.
-GPT.save_pretrained = save_pretrained
-GPT.from_pretrained = staticmethod(load_pretrained)
 
 __all__ = [
     "GPT",
@@ -33,6 +31,7 @@ __all__ = [
     "Tokenizer",
     "export_hf_gpt2",
     "lm_loss",
+    "load_model",
     "load_pretrained",
     "load_tokenizer",
     "perplexity",

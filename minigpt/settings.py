@@ -18,6 +18,9 @@ lists them.
 A field whose type is itself a dataclass is a group, declared once where it is used (for example
 the fine-tuning method's knobs): its fields are set as `--group.key`, or as a plain `--key` when
 no other setting has that name. In TOML they are a `[group]` table, dotted keys or plain keys.
+
+`run_cli` is the one way a script runs: `--help` prints and exits 0, bad settings exit 2, a run
+that fails exits 1, each with one line on stderr.
 """
 
 from __future__ import annotations
@@ -26,10 +29,11 @@ import ast
 import dataclasses
 import difflib
 import operator
+import os
 import sys
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,7 +46,12 @@ else:  # pragma: no cover - Python 3.10 reads TOML through the backport
 
 T = TypeVar("T")
 
-__all__ = ["ConfigError", "help_text", "parse_settings", "require", "setting"]
+__all__ = ["ConfigError", "help_text", "parse_settings", "require", "run_cli", "setting"]
+
+# The failures a run reports in one line and exit code 1: files that are missing or corrupt
+# (OSError, CheckpointError is a ValueError), values that turn out wrong once data is read, and
+# runtime failures such as a diverged loss. Anything else is a bug and keeps its traceback.
+RUN_ERRORS = (OSError, ValueError, RuntimeError)
 
 
 def setting(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
@@ -174,12 +183,24 @@ def load_toml(cls: type, path: str | Path) -> dict[tuple[str, ...], Any]:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: invalid TOML ({e})") from None
+    return typed_values(cls, raw, str(path))
+
+
+def typed_values(cls: type, table: dict[str, Any], source: str) -> dict[tuple[str, ...], Any]:
+    """A nested table of settings ({"group": {"key": value}}, dotted or plain keys), typed and
+    checked: field path -> value."""
     names = _names(cls)
     values = {}
-    for key, value in _flatten(raw).items():
+    for key, value in _flatten(table).items():
         leaf = _lookup(names, key)
-        values[leaf.path] = _coerce(leaf, key, value, str(path), text=False)
+        values[leaf.path] = _coerce(leaf, key, value, source, text=False)
     return values
+
+
+def from_dict(cls: type[T], table: dict[str, Any], source: str) -> T:
+    """An instance of `cls` from a table such as `dataclasses.asdict` writes (a saved run's
+    settings), typed and checked like a TOML file."""
+    return _replace(cls(), typed_values(cls, table, source))
 
 
 # the arithmetic a .py config may use on numbers: enough for `5 * 8`, `6e-4 / 10`, `2**20`
@@ -310,6 +331,19 @@ def help_text(cls: type, usage: str) -> str:
     return "\n".join(lines)
 
 
+def to_flags(obj: Any) -> list[str]:
+    """Every setting of dataclass `obj` as the `--key=value` flags that `parse_settings` reads
+    back into an equal object: a command line that fixes them all."""
+    flags = []
+    for leaf in _leaves(type(obj)):
+        value = obj
+        for part in leaf.path:
+            value = getattr(value, part)
+        text = ",".join(value) if isinstance(value, tuple) else "none" if value is None else value
+        flags.append(f"--{'.'.join(leaf.path)}={text}")
+    return flags
+
+
 def parse_settings(cls: type[T], argv: Sequence[str], base: T | None = None) -> T:
     """An instance of `cls` from `base` (or the defaults), then config files, then flags, checked
     with its `validate()` method when it has one."""
@@ -322,3 +356,27 @@ def parse_settings(cls: type[T], argv: Sequence[str], base: T | None = None) -> 
     if hasattr(result, "validate"):
         result.validate()
     return result
+
+
+def run_cli(argv: Sequence[str] | None, help: str, command: Callable[[list[str]], object]) -> int:
+    """Run `command(argv)` as a script's main and return its exit code: 0 when it finishes (or
+    after printing `help` for -h/--help), 2 for bad settings (ConfigError), 1 for a run that
+    failed (RUN_ERRORS). Errors are one line on stderr, printed by torchrun's rank 0 only, so a
+    launch of N processes reports a bad flag once."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in argv or "--help" in argv:
+        print(help)
+        return 0
+    try:
+        command(argv)
+    except ConfigError as e:
+        return _report(e, 2)
+    except RUN_ERRORS as e:
+        return _report(e, 1)
+    return 0
+
+
+def _report(error: Exception, code: int) -> int:
+    if os.environ.get("RANK", "0") == "0":  # torchrun's global rank; unset in a plain run
+        print(f"error: {error}", file=sys.stderr)
+    return code

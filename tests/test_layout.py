@@ -20,12 +20,15 @@ ALLOWED = {
     "minigpt.data": {"minigpt.data"},
     "minigpt.checkpoint": {"minigpt.checkpoint", "minigpt.model", "minigpt.data"},
     "minigpt.settings": {"minigpt.model.errors"},
+    "minigpt.paths": set(),
+    "minigpt.device": {"minigpt.settings"},
     "minigpt.train": {"minigpt.train", "minigpt.model", "minigpt.data", "minigpt.checkpoint",
-                      "minigpt.settings"},
+                      "minigpt.settings", "minigpt.device", "minigpt.paths"},
     "minigpt.finetune": {"minigpt.finetune", "minigpt.model", "minigpt.data", "minigpt.checkpoint",
-                         "minigpt.settings", "minigpt.train"},
+                         "minigpt.settings", "minigpt.device", "minigpt.paths", "minigpt.train"},
+    # evaluation trains nothing: it reads checkpoints and runs them where minigpt.device says
     "minigpt.eval": {"minigpt.eval", "minigpt.model", "minigpt.data", "minigpt.checkpoint",
-                     "minigpt.settings", "minigpt.train"},
+                     "minigpt.settings", "minigpt.device", "minigpt.paths"},
 }  # fmt: skip
 THIRD_PARTY = {"minigpt.model": {"torch"}}  # the model math needs torch and nothing else
 
@@ -102,3 +105,37 @@ def test_the_checker_sees_a_forbidden_import_inside_a_function(tmp_path):
     source.write_text("def save():\n    from minigpt.checkpoint import save_pretrained\n")
     assert (2, "minigpt.checkpoint") in _imports(source)
     assert not _within("minigpt.checkpoint", ALLOWED["minigpt.model"])
+
+
+ROOT = PACKAGE.parent
+SCRIPT_FILES = {name: ROOT / f"{name}.py" for name in ("train", "finetune", "sample", "eval")}
+MAX_SCRIPT_LINES = 150
+
+
+@pytest.mark.parametrize("name", sorted(SCRIPT_FILES))
+def test_each_script_is_thin(name):
+    lines = len(SCRIPT_FILES[name].read_text().splitlines())
+    assert lines <= MAX_SCRIPT_LINES, f"{name}.py has {lines} lines: move the work into minigpt/"
+
+
+@pytest.mark.parametrize("name", ["sample", "eval"])
+def test_scripts_that_train_nothing_import_nothing_from_train(name):
+    for line, imported in _imports(SCRIPT_FILES[name]):
+        assert not _within(imported, {"minigpt.train"}), f"{name}.py:{line} imports {imported}"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "bench").glob("*.py")), ids=lambda p: p.name)
+def test_benches_are_users_of_the_package(path):
+    """A bench imports minigpt as installed (`pip install -e .`) and its sibling helpers, never a
+    script, and never edits sys.path to find them."""
+    benches = {p.stem for p in (ROOT / "bench").glob("*.py")}
+    tree = ast.parse(path.read_text(), str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr == "path":
+            assert not (isinstance(node.value, ast.Name) and node.value.id == "sys"), (
+                f"{path.name}:{node.lineno} touches sys.path"
+            )
+    for line, imported in _imports(path):
+        top = imported.split(".")[0]
+        if top in SCRIPT_FILES:
+            assert top in benches, f"{path.name}:{line} imports the script {top}.py"

@@ -6,7 +6,7 @@ line for char/bytes tokenizers); the first 90% of the stream is train, the rest 
 
 Files must be UTF-8; --errors=replace turns invalid bytes into U+FFFD instead of stopping.
 The whole corpus is held in memory while it is tokenized: for corpora larger than RAM, stream
-documents into `minigpt.prepare.write_bin` as data/openwebtext does.
+documents into `minigpt.data.prepare.write_bin` as data/openwebtext does.
 """
 
 import sys

@@ -1,7 +1,8 @@
 """Checkpoints: safe files, the minigpt format, and Hugging Face import/export.
 
 files.py       atomic writes, safetensors + JSON, strict tensor checks (CheckpointError)
-pretrained.py  the minigpt directory format: save_pretrained / load_pretrained
+pretrained.py  the minigpt directory format behind GPT.from_pretrained / save_pretrained, and
+               load_model: a model with the tokenizer that fits it
 hf.py          Hugging Face gpt2 / gpt_neo / gptj checkpoints and hub downloads
 """
 
@@ -9,6 +10,7 @@ from minigpt.checkpoint.files import (
     CONFIG_FILE,
     WEIGHTS_FILE,
     CheckpointError,
+    MissingCheckpointError,
     atomic_write,
     check_tensors,
     read_json,
@@ -17,15 +19,24 @@ from minigpt.checkpoint.files import (
     write_tensors,
 )
 from minigpt.checkpoint.hf import export_hf_gpt2
-from minigpt.checkpoint.pretrained import load_pretrained, load_tokenizer, save_pretrained
+from minigpt.checkpoint.pretrained import (
+    check_vocab,
+    load_model,
+    load_pretrained,
+    load_tokenizer,
+    save_pretrained,
+)
 
 __all__ = [
     "CONFIG_FILE",
     "WEIGHTS_FILE",
     "CheckpointError",
+    "MissingCheckpointError",
     "atomic_write",
     "check_tensors",
+    "check_vocab",
     "export_hf_gpt2",
+    "load_model",
     "load_pretrained",
     "load_tokenizer",
     "read_json",

@@ -18,6 +18,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from minigpt.model.errors import ConfigError
 from minigpt.model.gpt import GPT
 
 CONFIG_FILE = "config.json"
@@ -26,6 +27,10 @@ WEIGHTS_FILE = "model.safetensors"
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be read as asked; the message says which file/tensor/field."""
+
+
+class MissingCheckpointError(CheckpointError, ConfigError):
+    """No checkpoint where a setting points: a bad setting (exit 2), not a broken file."""
 
 
 # ---- writing ----------------------------------------------------------------------------------

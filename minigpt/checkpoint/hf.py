@@ -20,6 +20,7 @@ from minigpt.checkpoint.files import (
     CONFIG_FILE,
     WEIGHTS_FILE,
     CheckpointError,
+    MissingCheckpointError,
     minigpt_state_dict,
     read_weights,
     write_json,
@@ -197,14 +198,14 @@ def download_from_hub(name: str) -> Path:
     try:
         from huggingface_hub import snapshot_download
     except ImportError:
-        raise CheckpointError(
-            f"{name!r} is not a local directory, and downloading it from the Hugging Face hub "
-            "needs the optional extra: pip install 'minigpt[hub]'"
+        raise MissingCheckpointError(
+            f"no checkpoint at {name} locally, and fetching it from the Hugging Face hub needs the"
+            " optional extra: pip install 'minigpt[hub]'"
         ) from None
     try:
         return Path(snapshot_download(repo_id=name, allow_patterns=HUB_FILES))
     except Exception as e:  # network, auth, unknown repo: all end the same way for the user
-        raise CheckpointError(
-            f"could not fetch {name!r} from the Hugging Face hub ({type(e).__name__}); "
-            "check the name and your connection, or pass a local checkpoint directory"
+        raise MissingCheckpointError(
+            f"no checkpoint at {name} locally, and fetching it from the Hugging Face hub failed"
+            f" ({type(e).__name__}); check the name and your connection"
         ) from None

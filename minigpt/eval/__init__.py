@@ -5,11 +5,14 @@ bpb.py      bits per UTF-8 byte (and loss, perplexity) of documents, in sliding 
 texts.py    the documents to score: prepared datasets decoded back to text, or text files
 tasks.py    zero- and few-shot multiple choice by log-likelihood: accuracy, accuracy_norm
 models.py   checkpoints to evaluate, their tokenizers and objectives
+config.py   EvalConfig: every eval.py setting
+run.py      one eval.py run: every checkpoint on every dataset and task
+report.py   the table or JSON that eval.py prints
 harness.py  the "minigpt" model of lm-evaluation-harness (needs the `eval` extra; not imported here)
 """
 
 from minigpt.eval.bpb import TextScore, score_documents, window_bounds
-from minigpt.eval.models import EvalModel, check_vocab, load_eval_model
+from minigpt.eval.models import EvalModel, load_eval_model
 from minigpt.eval.scoring import Span, SpanScore, SpanScorer, score_causal
 from minigpt.eval.tasks import (
     ChoiceItem,
@@ -30,7 +33,6 @@ __all__ = [
     "TaskScore",
     "TextScore",
     "Texts",
-    "check_vocab",
     "evaluate_task",
     "fewshot_items",
     "load_eval_model",

@@ -27,10 +27,10 @@ import lm_eval.api.registry
 import torch
 
 from minigpt.data.prepare import separator
+from minigpt.device import autocast, resolve_device, resolve_dtype
 from minigpt.eval.bpb import score_documents
 from minigpt.eval.models import EvalModel, load_eval_model
 from minigpt.eval.tasks import score_continuations
-from minigpt.train.precision import autocast, resolve_device, resolve_dtype
 
 DEFAULT_BATCH_SIZE = 8
 DEFAULT_MAX_GEN_TOKS = 256

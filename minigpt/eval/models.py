@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from minigpt.checkpoint import load_pretrained, load_tokenizer
+from minigpt.checkpoint import load_model
 from minigpt.data.tokenizer import Tokenizer
 from minigpt.eval.scoring import SpanScorer, score_causal, score_prefix
 from minigpt.model.gpt import GPT
@@ -48,22 +48,5 @@ def load_eval_model(
     path: str | Path, device: torch.device, fallback_tokenizer: str = "gpt2"
 ) -> EvalModel:
     """The checkpoint at `path` in eval mode on `device`, with its (checked) tokenizer."""
-    model = load_pretrained(path)
-    tokenizer = load_tokenizer(path) if Path(path).is_dir() else None
-    tokenizer = tokenizer or Tokenizer.from_name(fallback_tokenizer)
-    check_vocab(model, tokenizer, str(path))
+    model, tokenizer = load_model(path, fallback_tokenizer)
     return EvalModel(str(path), model.to(device).eval(), tokenizer)
-
-
-def check_vocab(model: GPT, tokenizer: Tokenizer, name: str) -> None:
-    """Raise if `tokenizer` makes ids that `model` has no embedding rows for, or was trained
-    with another vocabulary size: its scores would be of different text."""
-    config = model.config
-    trained_with = config.n_vocab or config.vocab_size
-    fits = tokenizer.n_vocab <= config.vocab_size and config.n_vocab in (None, tokenizer.n_vocab)
-    if not fits:
-        raise ValueError(
-            f"tokenizer mismatch: {name} was built for {trained_with} token ids, but tokenizer"
-            f" {tokenizer.name!r} makes {tokenizer.n_vocab}; save the model's tokenizer beside it"
-            " (tokenizer_spec.json) or pass --tokenizer"
-        )

@@ -16,6 +16,8 @@ import numpy as np
 from minigpt.data.bins import load_meta
 from minigpt.data.prepare import META_FILE
 from minigpt.data.tokenizer import Tokenizer
+from minigpt.paths import dataset_dir
+from minigpt.settings import ConfigError
 
 
 @dataclass(frozen=True)
@@ -45,17 +47,17 @@ class Texts:
         return Texts(self.name, [d for d in kept if d])
 
 
-def load_texts(spec: str, data_root: str | Path = "data", split: str = "val") -> Texts:
-    """A text file, a prepared dataset folder, or the name of one under `data_root`."""
+def load_texts(spec: str, split: str = "val") -> Texts:
+    """A text file, a prepared dataset folder, or the name of one (minigpt.data.paths)."""
     path = Path(spec)
     if path.is_file():
         return _text_file(path)
-    for folder in (path, Path(data_root) / spec):
+    for folder in (path, dataset_dir(spec)):
         if (folder / META_FILE).is_file():
             return _prepared(folder, split)
-    raise ValueError(
+    raise ConfigError(
         f"unknown dataset {spec!r}: not a text file, and no {META_FILE} in {spec} or"
-        f" {Path(data_root) / spec}; give a text file, or prepare it: python data/{spec}/prepare.py"
+        f" {dataset_dir(spec)}; give a text file, or prepare it: python data/{spec}/prepare.py"
     )
 
 

@@ -42,7 +42,9 @@ from torch import nn
 from minigpt.checkpoint import (
     CONFIG_FILE,
     CheckpointError,
+    MissingCheckpointError,
     check_tensors,
+    check_vocab,
     load_tokenizer,
     read_json,
     read_tensor_file,
@@ -231,8 +233,9 @@ def _check_lengths(lengths: torch.Tensor, T: int) -> None:
 # A classifier directory holds classifier.json (labels, method, base reference) and
 # classifier.safetensors. Methods that change base weights (top, full) also hold the whole GPT
 # (config.json + model.safetensors, loadable on its own with GPT.from_pretrained) and keep only
-# the head in classifier.safetensors. Frozen-base methods (head, lora, adapter, prefix) store
-# only their trainable tensors and the path of the base checkpoint they were trained on.
+# the head in classifier.safetensors. Frozen-base methods (head, lora, adalora, adapter, prefix:
+# peft.FROZEN_BASE_METHODS) store only their trainable tensors and the path of the base
+# checkpoint they were trained on.
 
 
 def save_classifier(
@@ -286,12 +289,16 @@ def load_classifier(
     base_dir: str | Path | None = None,
     device: str | torch.device = "cpu",
 ) -> tuple[GPTClassifier, Tokenizer | None]:
-    """(classifier, tokenizer) from a directory written by save_classifier / export_merged.
+    """(classifier, tokenizer) from a directory written by save_classifier / export_merged; the
+    tokenizer is the one saved beside it, else the base's, checked against the model (None when
+    neither has one: finetune.py always saves it).
 
     `num_labels`, when given, must match the checkpoint; `base_dir` overrides the stored base
     reference of a frozen-base checkpoint (for a base that moved)."""
     path = Path(path)
     file = path / CLASSIFIER_FILE
+    if not path.exists():
+        raise MissingCheckpointError(f"no checkpoint at {path} (no {CLASSIFIER_FILE})")
     if not file.is_file() or read_json(file).get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a minigpt classifier checkpoint (no {file.name})")
     meta = read_json(file)
@@ -310,10 +317,12 @@ def load_classifier(
                 " is missing; restore it or pass its new location (base_dir= / --base=)"
             )
     gpt = GPT.from_pretrained(gpt_dir)
+    tokenizer = load_tokenizer(path) or load_tokenizer(gpt_dir)
+    if tokenizer is not None:
+        check_vocab(gpt, tokenizer, str(path))
     pooling = meta.get("pooling", "last")
     classifier = GPTClassifier(gpt, labels, meta["label_names"], method, gpt_dir, pooling)
     _load_tensors(classifier, path / TENSORS_FILE)
-    tokenizer = load_tokenizer(path) or load_tokenizer(gpt_dir)
     return classifier.to(device), tokenizer
 
 

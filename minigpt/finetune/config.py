@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from minigpt.device import DeviceConfig
 from minigpt.finetune.peft import MethodConfig
 from minigpt.settings import require, setting
 
@@ -91,14 +92,11 @@ class FinetuneConfig:
     )
     seed: int = setting(1337, "seed for the head, the new modules, shuffling and dropout")
     # ---- system --------------------------------------------------------------------------------
-    device: str = setting("auto", "'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', 'mps'")
+    compute: DeviceConfig = setting(
+        DeviceConfig(dtype="float32"), "where it fine-tunes and in which precision"
+    )
     threads: int | None = setting(
         None, "CPU threads for torch; none = 1 when other processes already load every core"
-    )
-    dtype: str = setting(
-        "float32",
-        "'bfloat16'/'float16' autocast, or 'auto'",
-        ("auto", "float32", "bfloat16", "float16"),
     )
     eval_batch_size: int = setting(64, "examples per evaluation batch")
     progress: bool = setting(True, "show progress bars")
@@ -141,7 +139,9 @@ class PredictConfig:
     text: str = setting("", "one text to classify")
     file: str = setting("", "a file of texts, one per line")
     base: str = setting("", "base checkpoint dir, if it moved since training ('' = as saved)")
-    device: str = setting("auto", "'auto', 'cpu', 'cuda', ...")
+    compute: DeviceConfig = setting(
+        DeviceConfig(dtype="float32"), "where it classifies and in which precision"
+    )
     batch_size: int = setting(64, "texts per batch")
 
     def validate(self) -> None:

@@ -32,12 +32,13 @@ from torch import nn
 from tqdm import tqdm
 
 from minigpt.data import TextBatch
+from minigpt.device import autocast
 from minigpt.finetune.adalora import RankAllocator, make_allocator
 from minigpt.finetune.classifier import GPTClassifier
 from minigpt.finetune.config import FinetuneConfig
 from minigpt.finetune.metrics import classification_report
 from minigpt.train.optim import lr_at, make_adamw, optimizer_step
-from minigpt.train.precision import autocast, grad_scaler
+from minigpt.train.precision import grad_scaler
 
 
 @dataclass

@@ -19,8 +19,9 @@ with MLP(u) = GELU_tanh(u W_fc + b_fc) W_proj + b_proj. Which tokens Attn lets e
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from typing import NamedTuple
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -71,6 +72,27 @@ class Block(nn.Module):
             return x + self.attn(h, rotary, cache, prefix_len, lengths) + self.mlp(h)
         x = x + self.attn(self.ln_1(x), rotary, cache, prefix_len, lengths)
         return x + self.mlp(self.ln_2(x))
+
+
+# The model computes; it reads and writes no files, so this package needs torch alone. The layer
+# that owns the checkpoint formats, minigpt.checkpoint, sits above it and plugs its loader and
+# saver in here (`use_checkpoint_format`) when it is imported. Importing any part of minigpt runs
+# minigpt/__init__.py, which imports minigpt.checkpoint, so the two methods below always work.
+Loader = Callable[..., "GPT"]  # (source, dtype, **overrides) -> GPT
+Saver = Callable[["GPT", str | Path, Any], None]  # (model, directory, tokenizer or None)
+_checkpoint_format: tuple[Loader, Saver] | None = None
+
+
+def use_checkpoint_format(load: Loader, save: Saver) -> None:
+    """Route GPT.from_pretrained / GPT.save_pretrained to these functions."""
+    global _checkpoint_format
+    _checkpoint_format = (load, save)
+
+
+def _format() -> tuple[Loader, Saver]:
+    if _checkpoint_format is None:
+        raise RuntimeError("no checkpoint format is registered: import minigpt.checkpoint first")
+    return _checkpoint_format
 
 
 class GPT(nn.Module):
@@ -129,6 +151,25 @@ class GPT(nn.Module):
             if self.wpe is not None:
                 n -= self.wpe.weight.numel()
         return n
+
+    # ---- checkpoints --------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(
+        cls, source: str | Path, dtype: torch.dtype = torch.float32, **overrides: Any
+    ) -> GPT:
+        """Load a checkpoint: a minigpt directory (config.json + model.safetensors), a Hugging
+        Face gpt2 / gpt_neo / gptj directory, or a hub name (online, `hub` extra). `overrides`
+        replace config fields that keep tensor shapes (dropout, attn_impl, ...). Read by
+        minigpt.checkpoint.pretrained.load_pretrained."""
+        load, _ = _format()
+        return load(source, dtype, **overrides)
+
+    def save_pretrained(self, path: str | Path, tokenizer: Any = None) -> None:
+        """Write config.json + model.safetensors (+ the tokenizer's tokenizer_spec.json) into the
+        directory `path`, atomically file by file (minigpt.checkpoint.pretrained)."""
+        _, save = _format()
+        save(self, path, tokenizer)
 
     # ---- forward ------------------------------------------------------------------------------
 

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from minigpt.data.objectives import OBJECTIVES
-from minigpt.settings import help_text, parse_settings, require, setting
+from minigpt.device import DeviceConfig
+from minigpt.settings import ConfigError, from_dict, help_text, parse_settings, require, setting
 
 
 @dataclass
@@ -92,13 +93,7 @@ class TrainConfig:
     wandb_project: str = setting("minigpt", "W&B project")
     wandb_run_name: str = setting("run", "W&B run name")
     # ---- system --------------------------------------------------------------------------------
-    device: str = setting("auto", "'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', 'mps'")
-    dtype: str = setting(
-        "auto",
-        "'auto' picks bfloat16 where it is fast (CUDA, or a CPU whose bf16 matmul beats fp32), "
-        "float16 on older GPUs, else float32",
-        ("auto", "float32", "bfloat16", "float16"),
-    )
+    compute: DeviceConfig = setting(DeviceConfig(), "where it trains and in which precision")
     compile: bool = setting(False, "torch.compile the model")
     backend: str = setting(
         "auto", "torchrun backend: nccl on CUDA, gloo on CPU", ("auto", "nccl", "gloo")
@@ -137,8 +132,8 @@ def load_saved_config(out_dir: str | Path) -> TrainConfig:
     """The TrainConfig a run saved into out_dir (what `init_from=resume` starts from)."""
     path = Path(out_dir) / SAVED_CONFIG_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: --init_from=resume needs a train.py out_dir")
-    return TrainConfig(**json.loads(path.read_text()))
+        raise ConfigError(f"{path} not found: --init_from=resume needs a train.py out_dir")
+    return from_dict(TrainConfig, json.loads(path.read_text()), str(path))
 
 
 USAGE = "usage: python train.py [config/NAME.toml|.py ...] [--key=value | --key value ...]"
@@ -147,6 +142,14 @@ USAGE = "usage: python train.py [config/NAME.toml|.py ...] [--key=value | --key 
 def parse_config(argv: Sequence[str], base: TrainConfig | None = None) -> TrainConfig:
     """TrainConfig from `base` (or the defaults), then config files, then flags; validated."""
     return parse_settings(TrainConfig, argv, base)
+
+
+def resolve_config(argv: Sequence[str]) -> TrainConfig:
+    """Settings from argv; a resumed run starts from the settings it saved, then the flags."""
+    config = parse_config(argv)
+    if config.init_from == "resume":
+        config = parse_config(argv, base=load_saved_config(config.out_dir))
+    return config
 
 
 def train_help() -> str:

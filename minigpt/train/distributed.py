@@ -119,6 +119,9 @@ def on_main(task: Callable[[], None], device: torch.device, info: DistInfo) -> N
         except (OSError, ValueError) as e:
             error = e
     if any_rank(error is not None, device, info):
+        # every rank knows, so none is inside a collective: leave the group now rather than at
+        # interpreter exit, where tearing down gloo's threads can abort the process
+        shutdown(info)
         raise error or ConfigError("rank 0 failed to prepare the run")
 
 

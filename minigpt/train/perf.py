@@ -22,12 +22,10 @@ never reported for other hardware.
 
 from __future__ import annotations
 
-import functools
-import time
-
 import torch
 from torch import nn
 
+from minigpt.device import measure_matmul_peak
 from minigpt.model.config import GPTConfig
 
 # Dense (no 2:4 sparsity) tensor-core peaks, FLOP/s. fp32 is the TF32 rate, which train.py turns
@@ -58,37 +56,6 @@ def flops_per_token(cfg: GPTConfig, n_params: int, seq_len: int) -> float:
 def mfu(tokens_per_s: float, flops_per_token: float, peak: float) -> float:
     """Fraction of the device's peak FLOP/s that the model's own arithmetic uses."""
     return tokens_per_s * flops_per_token / peak
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-@functools.cache
-def measure_matmul_peak(
-    device: str | torch.device, dtype: torch.dtype, size: int = 1024, seconds: float = 0.5
-) -> float:
-    """Best FLOP/s of repeated (size x size) @ (size x size) matmuls over about `seconds`.
-
-    A square matmul is the best case a device has, so this is the ceiling that the model's
-    matmuls can reach; it is measured once per (device, dtype) and cached.
-    """
-    device = torch.device(device)
-    # operands from a private generator: a draw from the global one would shift the dropout
-    # masks of the run being measured, so a resumed run would not repeat the straight one
-    generator = torch.Generator(device=device).manual_seed(0)
-    a = torch.randn(size, size, device=device, dtype=dtype, generator=generator)
-    b = torch.randn(size, size, device=device, dtype=dtype, generator=generator)
-    a @ b  # warm up: kernel selection, thread pool start
-    _sync(device)
-    best, deadline = 0.0, time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        start = time.perf_counter()
-        a @ b
-        _sync(device)
-        best = max(best, 2.0 * size**3 / (time.perf_counter() - start))
-    return best
 
 
 def device_peak_flops(device: str | torch.device, dtype: torch.dtype) -> float:

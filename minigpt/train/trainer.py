@@ -1,5 +1,6 @@
-"""The training loop: minimise L = -(1/BT) sum_{b,t} log p(y[b,t] | x[b,:t+1]) with AdamW
-(or the loss of another pre-training objective, --objective: see minigpt.data.objectives).
+"""The training loop: minimise L = -(1/BT) sum_{b,t} log p(y[b,t] | x[b,:t+1])
+(or the loss of another pre-training objective, --objective: see minigpt.data.objectives), stepped
+by Muon and AdamW (the default, minigpt.train.muon) or AdamW alone (--optimizer=adamw).
 
 One optimizer step with gradient accumulation over k micro-batches sums the gradients of
 L_i / k, so the step follows the gradient of the mean loss over all k micro-batches, the same as
@@ -29,7 +30,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from minigpt.checkpoint import WEIGHTS_FILE, CheckpointError, atomic_write, load_tokenizer
+from minigpt.checkpoint import WEIGHTS_FILE, CheckpointError, atomic_write, load_model
 from minigpt.data import TokenSampler, check_tokenizer, load_meta
 from minigpt.data.corpus import sha256_file
 from minigpt.data.objectives import (
@@ -41,9 +42,11 @@ from minigpt.data.objectives import (
 )
 from minigpt.data.prepare import ensure_dataset
 from minigpt.data.tokenizer import Tokenizer
+from minigpt.device import autocast, resolve_device, resolve_dtype
 from minigpt.model.config import GPTConfig
 from minigpt.model.gpt import GPT
 from minigpt.model.loss import perplexity
+from minigpt.paths import dataset_dir
 from minigpt.settings import ConfigError, require
 from minigpt.train.config import SAVED_CONFIG_FILE, TrainConfig
 from minigpt.train.distributed import (
@@ -61,14 +64,7 @@ from minigpt.train.interrupt import StopRequest
 from minigpt.train.metrics import MetricsLog
 from minigpt.train.optim import lr_at, make_optimizer, optimizer_step
 from minigpt.train.perf import device_peak_flops, flops_per_token, matmul_params, mfu
-from minigpt.train.precision import (
-    autocast,
-    enable_tf32,
-    grad_scaler,
-    resolve_device,
-    resolve_dtype,
-    training_probe,
-)
+from minigpt.train.precision import enable_tf32, grad_scaler, training_probe
 from minigpt.train.state import (
     check_out_dir,
     full_model,
@@ -101,11 +97,11 @@ class Trainer:
         self.cfg = cfg = config
         self.dist = dist or DistInfo()
         self.accum = self._micro_batches_per_rank()
-        self.device = resolve_device(cfg.device, self.dist.local_rank)
+        self.device = resolve_device(cfg.compute.device, self.dist.local_rank)
         if self.device.type == "cuda":
             enable_tf32()
         self.out_dir = Path(cfg.out_dir)
-        self.data_dir = Path(cfg.data_dir or Path("data") / cfg.dataset)
+        self.data_dir = dataset_dir(cfg.dataset, cfg.data_dir)
         # the other ranks wait for rank 0 to prepare the data
         on_main(lambda: ensure_dataset(self.data_dir), self.device, self.dist)
         self.meta = load_meta(self.data_dir)
@@ -122,7 +118,7 @@ class Trainer:
         self.model.to(self.device)
         # 'auto' times this model's own step; rank 0 decides, so every rank computes alike
         probe = training_probe(self.model, cfg.batch_size, cfg.block_size, self.device)
-        dtype = resolve_dtype(cfg.dtype, self.device, probe if self.dist.is_main else None)
+        dtype = resolve_dtype(cfg.compute.dtype, self.device, probe if self.dist.is_main else None)
         self.dtype = from_main(dtype, self.dist)
         self.sharded = self.dist.enabled and cfg.strategy == "fsdp"
         fp16, muon = self.dtype == torch.float16, cfg.optimizer == "muon"
@@ -181,15 +177,15 @@ class Trainer:
             )  # fmt: skip
             return GPT(model_cfg), data_tokenizer
         source = self.out_dir if cfg.init_from == "resume" else cfg.init_from
-        model = GPT.from_pretrained(source, dropout=cfg.dropout, attn_impl=cfg.attn_impl)
+        model, tokenizer = load_model(
+            source, data_tokenizer, dropout=cfg.dropout, attn_impl=cfg.attn_impl
+        )
         if model.config.attention != attention:
             raise ConfigError(
                 f"--objective={cfg.objective} trains {attention} attention, but {source} holds a"
                 f" model with {model.config.attention} attention; pick a matching objective"
             )
-        local = Path(source)
-        tokenizer = load_tokenizer(local) if local.is_dir() else None
-        return model, tokenizer or data_tokenizer
+        return model, tokenizer
 
     def _sampler(self, split: str, seed: int) -> TokenSampler:
         return TokenSampler(

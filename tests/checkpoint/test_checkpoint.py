@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import minigpt
-from minigpt.checkpoint import CheckpointError
+from minigpt.checkpoint import CheckpointError, pretrained
 from tests.tiny_models import VARIANTS, tiny_gpt_config
 
 
@@ -84,8 +84,32 @@ def test_unknown_model_type_and_field(saved):
 
 
 def test_not_a_checkpoint_directory(tmp_path):
-    with pytest.raises(CheckpointError, match="config.json is missing"):
+    with pytest.raises(CheckpointError, match=r"no checkpoint at .* \(no config.json\)$"):
         minigpt.GPT.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("path", ["/no/such/dir", "./missing", "~/missing-ckpt", "a/b/c", "out/x"])
+def test_a_missing_local_path_is_named_and_never_sent_to_the_hub(path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()  # "out/x": the folder exists, so x is a path inside it
+
+    def no_hub(name):
+        raise AssertionError(f"{name} was sent to the hub")
+
+    monkeypatch.setattr(pretrained, "download_from_hub", no_hub)
+    with pytest.raises(CheckpointError) as err:
+        minigpt.GPT.from_pretrained(path)
+    assert str(err.value) == f"no checkpoint at {path} (no config.json)"
+
+
+@pytest.mark.parametrize("name", ["gpt2", "EleutherAI/gpt-neo-125M"])
+def test_a_hub_name_goes_to_the_hub(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    asked = []
+    monkeypatch.setattr(pretrained, "download_from_hub", lambda n: asked.append(n) or tmp_path)
+    with pytest.raises(CheckpointError, match="no config.json"):  # the fake download is empty
+        minigpt.GPT.from_pretrained(name)
+    assert asked == [name]
 
 
 def test_hub_name_offline_fails_in_one_line(monkeypatch):

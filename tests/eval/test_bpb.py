@@ -5,9 +5,10 @@ import math
 import pytest
 import torch
 
+from minigpt.checkpoint import check_vocab
 from minigpt.data.prepare import prepare_documents
 from minigpt.data.tokenizer import Tokenizer
-from minigpt.eval import Texts, check_vocab, load_texts, score_documents, window_bounds
+from minigpt.eval import Texts, load_texts, score_documents, window_bounds
 from tests.eval.models import full_pass_logprobs, random_model
 
 TEXT = "Shall I compare thee to a summer's day? Thou art more lovely — and more temperate, café."
@@ -98,7 +99,7 @@ def test_a_prepared_bpe_dataset_decodes_back_to_its_documents(tmp_path):
 def test_a_prepared_char_dataset_is_one_document(tmp_path):
     prepare_documents(["abc", "déf"], "char", tmp_path / "c", source={}, val_fraction=0.5)
     # the stream "abc\n\ndéf\n\n" has 10 tokens; val is the last 5, decoded whole
-    assert load_texts("c", data_root=tmp_path).documents == ["déf\n\n"]
+    assert load_texts(str(tmp_path / "c")).documents == ["déf\n\n"]
 
 
 def test_truncated_texts_keep_whole_characters():

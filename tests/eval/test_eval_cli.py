@@ -11,6 +11,8 @@ import pytest
 import eval as eval_cli
 import minigpt
 from minigpt.eval import load_eval_model, load_texts, score_documents
+from minigpt.eval.config import EvalConfig
+from minigpt.settings import to_flags
 from tests.eval.models import random_model
 from tests.train.fixtures import VERSE
 
@@ -27,8 +29,8 @@ def run_eval(*args: str) -> subprocess.CompletedProcess:
 def test_help_lists_every_setting():
     result = run_eval("--help")
     assert result.returncode == 0
-    for field in eval_cli.EvalConfig.__dataclass_fields__:
-        assert f"--{field} " in result.stdout
+    for flag in to_flags(EvalConfig()):
+        assert f"{flag.partition('=')[0]} " in result.stdout
 
 
 def test_json_reports_bpb_for_each_model_on_the_same_bytes_and_task_accuracy(files):
@@ -67,23 +69,27 @@ def test_the_table_has_one_line_per_model_and_dataset(files):
 
 
 @pytest.mark.parametrize(
-    "args, message",
+    "args, code, message",
     [
-        ("--init_from={char} --dataset=no_such_data", "error: unknown dataset 'no_such_data'"),
-        ("--init_from={char} --dataset={empty}", "is empty; give a file with text to score"),
-        ("--init_from={char} --dataset= --tasks={empty}", "is empty; write one JSON item per"),
-        ("--init_from={char} --tasks={text} --num_fewshot=2", "needs --fewshot_file"),
-        ("--init_from={small_hf} --dataset={text}", "error: tokenizer mismatch: "),
-        ("--datset=x", "unknown setting --datset; did you mean --dataset?"),
+        ("--init_from={char} --dataset=no_such_data", 2, "error: unknown dataset 'no_such_data'"),
+        ("--init_from={char} --dataset={empty}", 1, "is empty; give a file with text to score"),
+        ("--init_from={char} --dataset= --tasks={empty}", 1, "is empty; write one JSON item per"),
+        ("--init_from={char} --tasks={text} --num_fewshot=2", 2, "needs --fewshot_file"),
+        ("--init_from={small_hf} --dataset={text}", 1, "error: tokenizer mismatch: "),
+        ("--init_from=/no/such/dir --dataset={text}", 2,
+         "error: no checkpoint at /no/such/dir (no config.json)"),
+        ("--datset=x", 2, "unknown setting --datset; did you mean --dataset?"),
     ],
-)
-def test_bad_input_is_a_one_line_error(files, tmp_path, capsys, args, message):
+)  # fmt: skip
+def test_bad_input_is_a_one_line_error(files, tmp_path, capsys, args, code, message):
+    """Exit 2 for settings that cannot work (missing paths too), 1 for a run that fails on what
+    it reads."""
     (tmp_path / "empty.txt").write_text("")
     small_hf = tmp_path / "small_hf"  # 300 ids, read with GPT-2's 50,257-id fallback tokenizer
     minigpt.export_hf_gpt2(random_model(300), small_hf)
     paths = {"char": files / "char", "text": files / "verse.txt", "small_hf": small_hf,
              "empty": tmp_path / "empty.txt"}  # fmt: skip
-    assert eval_cli.main(["--device=cpu", *args.format(**paths).split()]) == 2
+    assert eval_cli.main(["--device=cpu", *args.format(**paths).split()]) == code
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
 

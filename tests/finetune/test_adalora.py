@@ -6,7 +6,6 @@ import json
 import pytest
 import torch
 
-import finetune
 import minigpt
 from minigpt.finetune.adalora import (
     AdaLoRALinear,
@@ -18,6 +17,7 @@ from minigpt.finetune.adalora import (
 from minigpt.finetune.classifier import GPTClassifier, load_classifier, save_classifier
 from minigpt.finetune.loop import Finetuner
 from minigpt.finetune.peft import MethodConfig
+from minigpt.finetune.run import run
 from tests.finetune.test_finetune import _config, _splits
 from tests.tiny_models import tiny_gpt_config
 
@@ -94,7 +94,7 @@ def test_masked_lambdas_stay_zero_after_optimizer_steps():
 
 def test_final_total_rank_is_the_target_budget_and_loading_rebuilds_the_pattern(toy, tmp_path):
     cfg = _config(toy, tmp_path / "clf", *SCHEDULE_FLAGS)
-    metrics = finetune.run(cfg)
+    metrics = run(cfg)
     ranks = metrics["adalora"]
     n_slices = len(ranks["rank_pattern"])  # q and v of 2 blocks
     assert n_slices == 4

@@ -12,8 +12,8 @@ from minigpt.finetune.classifier import GPTClassifier, load_classifier
 from minigpt.finetune.config import FinetuneConfig
 from minigpt.finetune.data import LengthGroupedBatches, load_splits, split_paths
 from minigpt.finetune.loop import Finetuner, evaluate
+from minigpt.finetune.run import base_model, pretrain_config, run
 from minigpt.settings import parse_settings
-from minigpt.train.config import TrainConfig
 from tests.finetune.conftest import WORDS, write_jsonl
 
 METHODS = ["head", "top", "full", "lora", "adapter", "prefix"]
@@ -39,7 +39,7 @@ def _splits(cfg: FinetuneConfig, toy):
 @pytest.mark.parametrize("method", METHODS)
 def test_every_method_learns_a_separable_toy_task(method, toy, tmp_path):
     cfg = _config(toy, tmp_path, f"--method={method}", "--n_prefix=2", "--adapter_size=4")
-    metrics = finetune.run(cfg)
+    metrics = run(cfg)
     splits = _splits(cfg, toy)
     model, _ = load_classifier(tmp_path)
     train = evaluate(model, splits.loader("train", 64), torch.device("cpu"))
@@ -68,7 +68,7 @@ def test_frozen_weights_are_bit_identical_after_training(method, toy, tmp_path):
 
 
 def test_metrics_json_has_the_test_report_and_baselines(toy, tmp_path):
-    finetune.run(_config(toy, tmp_path, "--method=lora", "--epochs=2", "--export_merged"))
+    run(_config(toy, tmp_path, "--method=lora", "--epochs=2", "--export_merged"))
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     test = metrics["test"]
     assert set(test) >= {"loss", "accuracy", "macro_f1", "per_class", "confusion_matrix"}
@@ -83,7 +83,7 @@ def test_metrics_json_has_the_test_report_and_baselines(toy, tmp_path):
 
 
 def test_predict_prints_each_label_with_probabilities(toy, tmp_path, capsys):
-    finetune.run(_config(toy, tmp_path / "clf", "--method=head"))
+    run(_config(toy, tmp_path / "clf", "--method=head"))
     texts = tmp_path / "texts.txt"
     texts.write_text("the cast yes\n\nthe plot no\n")
     capsys.readouterr()
@@ -103,22 +103,21 @@ def test_bad_inputs_are_one_line_errors(toy, tmp_path, capsys):
     assert finetune.main(args) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "label 'meh' is not in the label set" in err
-    assert finetune.main([*args[:2], "--method=lorra"]) == 1
+    assert finetune.main([*args[:2], "--method=lorra"]) == 2  # a bad setting
     assert "--method='lorra' must be one of" in capsys.readouterr().err
 
 
-def test_pretrain_command_is_a_valid_train_py_command_line(tmp_path):
-    cfg = FinetuneConfig()
-    command = finetune.pretrain_command(cfg, tmp_path / "lm")
-    assert command[1].endswith("train.py")
-    train_cfg = parse_settings(TrainConfig, command[2:])  # exactly what train.py will parse
+def test_the_pretraining_run_is_the_recipe_then_the_pretrain_args(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the recipe is found in the checkout from anywhere
+    cfg = FinetuneConfig(pretrain_args="--max_iters=7 --n_layer=1")
+    train_cfg = pretrain_config(cfg, tmp_path / "lm")
     assert train_cfg.dataset == "movie_reviews" and train_cfg.out_dir == str(tmp_path / "lm")
-    assert train_cfg.max_iters > 0
+    assert (train_cfg.max_iters, train_cfg.n_layer) == (7, 1)
 
 
 def test_an_existing_pretrained_model_is_reused(toy, tmp_path):
     cfg = FinetuneConfig(pretrain_out=str(toy / "base"))
-    assert finetune.base_model(cfg) == toy / "base"  # no train.py run: it would take minutes
+    assert base_model(cfg) == toy / "base"  # no train.py run: it would take minutes
 
 
 def test_length_grouped_batches_cover_every_text_once_with_little_padding():

@@ -7,12 +7,12 @@ import socket
 import subprocess
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 
+from minigpt.settings import to_flags
 from minigpt.train.metrics import read_metrics
 from tests.train.fixtures import tiny_train_config
 
@@ -24,7 +24,7 @@ def tiny_flags(out_dir: Path, data_dir: Path, **overrides) -> list[str]:
     """train.py flags for tiny_train_config with dropout on and a log line every step: every
     setting spelled out, as a user's command line would fix them all."""
     cfg = tiny_train_config(out_dir, data_dir, **{"dropout": 0.1, "log_interval": 1, **overrides})
-    return [f"--{key}={value}" for key, value in asdict(cfg).items()]
+    return to_flags(cfg)
 
 
 def environment() -> dict[str, str]:

@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 from minigpt.data.prepare import prepare_documents
+from minigpt.device import DeviceConfig
 from minigpt.train.config import TrainConfig
 
 VERSE = (
@@ -24,9 +25,11 @@ def make_dataset(directory: Path, repeats: int = 40) -> Path:
 
 def tiny_train_config(out_dir: Path, data_dir: Path, **overrides) -> TrainConfig:
     """A one-block model on CPU in fp32 with AdamW (what the tests' thresholds were measured
-    with), no progress bar, no sample: the shape of every test."""
+    with), no progress bar, no sample: the shape of every test. `device` and `dtype` overrides
+    set the compute group."""
+    compute = DeviceConfig(overrides.pop("device", "cpu"), overrides.pop("dtype", "float32"))
     base = TrainConfig(
-        out_dir=str(out_dir), data_dir=str(data_dir), device="cpu", dtype="float32",
+        out_dir=str(out_dir), data_dir=str(data_dir), compute=compute,
         n_layer=1, n_head=2, n_embd=32, block_size=16, batch_size=4, dropout=0.0,
         max_iters=20, lr_decay_iters=20, warmup_iters=2, learning_rate=1e-2, min_lr=1e-3,
         eval_interval=10, eval_iters=2, log_interval=5, progress=False, sample_tokens=0,

@@ -1,6 +1,5 @@
 """DDP on CPU: 2 gloo processes with batch B == 1 process with batch 2B, step for step."""
 
-import dataclasses
 import os
 import socket
 
@@ -9,7 +8,6 @@ import torch
 import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 
-from minigpt.train.config import TrainConfig
 from minigpt.train.distributed import init_distributed, micro_batches_per_rank, shutdown
 from minigpt.train.metrics import read_metrics
 from minigpt.train.trainer import Trainer
@@ -30,7 +28,7 @@ def _rank_main(rank: int, world_size: int, port: int, config: dict, weights_dir:
     torch.set_num_threads(1)
     dist = init_distributed("cpu", "gloo")
     try:
-        trainer = Trainer(TrainConfig(**config), dist)
+        trainer = Trainer(config, dist)
         trainer.train()
         state = {k: v.clone() for k, v in trainer.model.state_dict().items()}
         state.pop("lm_head.weight")  # tied to wte.weight
@@ -46,7 +44,7 @@ def test_two_gloo_ranks_match_one_process_with_the_global_batch(tmp_path):
     # 2 ranks x 4 rows; accumulation 2 means one micro-batch per rank per step
     ddp = tiny_train_config(tmp_path / "ddp", data_dir, batch_size=4, gradient_accumulation_steps=2,
                       **common)  # fmt: skip
-    mp.spawn(_rank_main, args=(2, _free_port(), dataclasses.asdict(ddp), str(tmp_path)), nprocs=2)
+    mp.spawn(_rank_main, args=(2, _free_port(), ddp, str(tmp_path)), nprocs=2)
     with one_thread():
         reference = Trainer(single)
         reference.train()

@@ -6,20 +6,20 @@ import math
 import os
 import subprocess
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 import torch
 
-import finetune
 import train
 from minigpt import GPT
 from minigpt.checkpoint import load_tokenizer
 from minigpt.data.objectives import ATTENTION, MASK_TOKEN, OBJECTIVES, SENTINELS
+from minigpt.device import DeviceConfig
 from minigpt.finetune.classifier import GPTClassifier, load_classifier
 from minigpt.finetune.config import FinetuneConfig
-from minigpt.settings import ConfigError
+from minigpt.finetune.run import run
+from minigpt.settings import ConfigError, to_flags
 from minigpt.train.metrics import read_metrics
 from minigpt.train.trainer import Trainer
 from tests.train.fixtures import tiny_train_config
@@ -72,7 +72,7 @@ def test_resume_is_exact_for_every_objective(objective, tmp_path, data_dir):
 
 
 def test_train_py_resumes_an_mlm_run_exactly_in_a_subprocess(tmp_path, data_dir):
-    flags = [f"--{k}={v}" for k, v in asdict(tiny_train_config(tmp_path / "x", data_dir)).items()]
+    flags = to_flags(tiny_train_config(tmp_path / "x", data_dir))
     flags += ["--objective=mlm", "--log_interval=2", "--eval_interval=5"]
     assert train.main([*flags, f"--out_dir={tmp_path / 'a'}"]) == 0
     assert train.main([*flags, f"--out_dir={tmp_path / 'b'}", "--max_iters=10"]) == 0
@@ -119,10 +119,10 @@ def test_every_objective_fine_tunes_into_a_classifier_that_saves_and_loads(
     cfg = FinetuneConfig(
         init_from=str(trained[objective]), data_dir=str(_toy_task(tmp_path)),
         out_dir=str(tmp_path / "clf"), label_column="sentiment", epochs=15, batch_size=4,
-        dropout=0.0, patience=0, progress=False, device="cpu", learning_rate=3e-3, seed=0,
-        threads=1,
+        dropout=0.0, patience=0, progress=False, compute=DeviceConfig("cpu", "float32"),
+        learning_rate=3e-3, seed=0, threads=1,
     )  # fmt: skip
-    metrics = finetune.run(cfg)
+    metrics = run(cfg)
     assert metrics["test"]["accuracy"] == 1.0
     model, tokenizer = load_classifier(tmp_path / "clf")
     assert model.gpt.config.attention == ATTENTION[objective]

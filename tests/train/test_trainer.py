@@ -3,7 +3,6 @@
 import json
 import math
 import signal
-from dataclasses import asdict
 
 import pytest
 import torch
@@ -11,7 +10,7 @@ import torch
 import train
 from minigpt import GPT
 from minigpt.data.prepare import ensure_dataset
-from minigpt.settings import ConfigError
+from minigpt.settings import ConfigError, to_flags
 from minigpt.train.metrics import read_metrics
 from minigpt.train.optim import lr_at, param_groups
 from minigpt.train.state import STATE_FILE, load_train_state
@@ -179,7 +178,7 @@ def test_block_size_beyond_checkpoint_is_an_error(tmp_path, data_dir):
 
 
 def test_cli_default_path_end_to_end(tmp_path, data_dir, capsys):
-    argv = [f"--{k}={v}" for k, v in asdict(tiny_train_config(tmp_path / "out", data_dir)).items()]
+    argv = to_flags(tiny_train_config(tmp_path / "out", data_dir))
     assert train.main([*argv, "--sample_tokens=30"]) == 0
     out = capsys.readouterr().out
     assert "---- sample (30 tokens) ----" in out

@@ -4,8 +4,9 @@ import pytest
 import torch
 
 import minigpt
-from minigpt.train import precision
-from minigpt.train.precision import BF16_MARGIN, fastest_dtype, resolve_dtype, training_probe
+import minigpt.device as device_module
+from minigpt.device import BF16_MARGIN, fastest_dtype, resolve_dtype
+from minigpt.train.precision import training_probe
 from tests.tiny_models import tiny_gpt_config
 
 CPU = torch.device("cpu")
@@ -36,7 +37,9 @@ def test_bf16_is_picked_only_when_its_step_beats_fp32_by_the_margin(bf16_seconds
 
 def test_emulated_bf16_matmul_settles_float32_without_running_the_model(monkeypatch):
     peaks = {torch.float32: 100e9, torch.bfloat16: 1e9}
-    monkeypatch.setattr(precision, "measure_matmul_peak", lambda device, dtype, **kw: peaks[dtype])
+    monkeypatch.setattr(
+        device_module, "measure_matmul_peak", lambda device, dtype, **kw: peaks[dtype]
+    )
     probe, _, calls = fake_probe({torch.float32: 1.0, torch.bfloat16: 0.1})
     assert resolve_dtype("auto", CPU, probe) == torch.float32
     assert calls == []
@@ -44,9 +47,11 @@ def test_emulated_bf16_matmul_settles_float32_without_running_the_model(monkeypa
 
 def test_fast_bf16_matmul_defers_to_the_model_step(monkeypatch):
     peaks = {torch.float32: 100e9, torch.bfloat16: 400e9}
-    monkeypatch.setattr(precision, "measure_matmul_peak", lambda device, dtype, **kw: peaks[dtype])
+    monkeypatch.setattr(
+        device_module, "measure_matmul_peak", lambda device, dtype, **kw: peaks[dtype]
+    )
     slower_in_bf16, _, _ = fake_probe({torch.float32: 1.0, torch.bfloat16: 1.0})
-    monkeypatch.setattr(precision, "fastest_dtype", lambda probe: torch.float32)
+    monkeypatch.setattr(device_module, "fastest_dtype", lambda probe: torch.float32)
     assert resolve_dtype("auto", CPU, slower_in_bf16) == torch.float32
     assert resolve_dtype("auto", CPU) == torch.bfloat16  # no model (sampling): the matmul rule
     assert resolve_dtype("float32", CPU, slower_in_bf16) == torch.float32
