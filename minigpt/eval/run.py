@@ -32,9 +32,9 @@ def run_eval(cfg: EvalConfig) -> EvalReport:
     """Load everything first (so a bad path fails before any scoring), then score."""
     device = resolve_device(cfg.compute.device)
     dtype = resolve_dtype(cfg.compute.dtype, device)
+    models = [load_eval_model(path, device, cfg.tokenizer) for path in names(cfg.init_from)]
     texts = [load_texts(spec, cfg.split).truncated(cfg.max_bytes) for spec in names(cfg.dataset)]
     tasks = load_tasks(cfg)
-    models = [load_eval_model(path, device, cfg.tokenizer) for path in names(cfg.init_from)]
     rows, harness = [], {}
     for loaded in models:
         with autocast(device, dtype):

@@ -31,6 +31,7 @@ import torch
 from tqdm import tqdm
 
 from minigpt.checkpoint import WEIGHTS_FILE, CheckpointError, atomic_write, load_model
+from minigpt.checkpoint.pretrained import checkpoint_dir
 from minigpt.data import TokenSampler, check_tokenizer, load_meta
 from minigpt.data.corpus import sha256_file
 from minigpt.data.objectives import (
@@ -102,6 +103,8 @@ class Trainer:
             enable_tf32()
         self.out_dir = Path(cfg.out_dir)
         self.data_dir = dataset_dir(cfg.dataset, cfg.data_dir)
+        if cfg.init_from not in ("scratch", "resume"):
+            checkpoint_dir(cfg.init_from)  # a missing checkpoint fails before data preparation
         # the other ranks wait for rank 0 to prepare the data
         on_main(lambda: ensure_dataset(self.data_dir), self.device, self.dist)
         self.meta = load_meta(self.data_dir)
