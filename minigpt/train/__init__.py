@@ -3,6 +3,8 @@
 config.py       TrainConfig: every train.py setting, its default and meaning
 trainer.py      the loop: accumulate, clip, step, evaluate, checkpoint, resume
 optim.py        AdamW with decay groups, warmup + cosine schedule, one optimizer step
+muon.py         Muon for the blocks' matrices + AdamW for the rest, as one optimizer
+muon_sharded.py Muon's Newton-Schulz under FSDP: each rank orthogonalizes a share, whole
 precision.py    device and dtype choice, autocast, GradScaler, TF32
 distributed.py  torchrun: process groups, DDP, rank-0 printing
 state.py        train_state.pt: optimizer, RNG and sampler state for exact resume
