@@ -18,8 +18,9 @@ time for its forward and backward; gradients are reduce-scattered, so each rank 
 
     bytes per rank = 16 N / world_size  (fsdp)      vs      16 N  (ddp)
 
-The optimizer is built after sharding, over the DTensor shards. The arithmetic is the same as
-DDP's (a mean over ranks of per-rank gradients), so both match one process with the global batch.
+The optimizer is built after sharding, over the DTensor shards (Muon still orthogonalizes whole
+matrices: see minigpt.train.muon_sharded). The arithmetic is the same as DDP's (a mean over ranks
+of per-rank gradients), so both match one process with the global batch.
 Checkpoints stay one full `model.safetensors`: see minigpt.train.state.
 """
 

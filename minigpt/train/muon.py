@@ -21,16 +21,24 @@ lookups by token, and 1-D gains and biases are not matrices; those stay on AdamW
 
 Why not `torch.optim.Muon`: it runs Newton-Schulz in bf16 unconditionally, which on a CPU
 without native bf16 made a step of the default model 6x slower than AdamW's. Here the iteration
-runs in `ns_dtype` (bf16 only where the trainer found bf16 fast) and matrices of one shape are
-orthogonalized together in one batched matmul chain instead of one at a time.
+runs in `ns_dtype` (bf16 on GPUs, fp32 on CPUs: see minigpt.train.optim) and matrices of one
+shape are orthogonalized together in one batched matmul chain instead of one at a time.
+
+Under FSDP each parameter is a DTensor of which this rank holds some rows. Momentum, decay and the
+step run on those rows; the orthogonalization, which needs whole matrices, is dealt out over the
+ranks (minigpt.train.muon_sharded). Muon's state (one momentum per matrix) is sharded the same way.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import partial
 
 import torch
 from torch import nn
+from torch.distributed.tensor import DTensor
+
+from minigpt.train.muon_sharded import map_whole_matrices
 
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 
@@ -51,6 +59,11 @@ def orthogonalize(
     return (X.mT if tall else X).to(G.dtype)
 
 
+def _local(t: torch.Tensor) -> torch.Tensor:
+    """This rank's rows of a DTensor (in place edits reach it), or `t` itself."""
+    return t.to_local() if isinstance(t, DTensor) else t
+
+
 class Muon(torch.optim.Optimizer):
     """The update of the module docstring for 2-D parameters."""
 
@@ -69,29 +82,40 @@ class Muon(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: None = None) -> None:
+        dealt = 0  # matrices handed out so far: under FSDP the next one goes to rank dealt % N
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             by_shape: dict[torch.Size, list[nn.Parameter]] = defaultdict(list)
             for p in params:
-                by_shape[p.shape].append(p)
+                by_shape[p.shape].append(p)  # the global shape of a DTensor
             for shape, same in by_shape.items():
-                self._update(same, group, 0.2 * max(shape) ** 0.5)
+                self._update(same, group, 0.2 * max(shape) ** 0.5, dealt)
+                dealt += len(same)
 
-    def _update(self, params: list[nn.Parameter], group: dict, rms_scale: float) -> None:
-        """One Muon step for matrices of one shape, orthogonalized as one batch."""
-        grads = [p.grad for p in params]
+    def _update(
+        self, params: list[nn.Parameter], group: dict, rms_scale: float, first_owner: int
+    ) -> None:
+        """One Muon step for matrices of one shape, orthogonalized as one batch; under FSDP on
+        this rank's rows, with the batch spread over the ranks (minigpt.train.muon_sharded)."""
+        grads = [_local(p.grad) for p in params]
         bufs = []
         for p in params:
             if "momentum" not in self.state[p]:
-                self.state[p]["momentum"] = torch.zeros_like(p)
-            bufs.append(self.state[p]["momentum"])
+                self.state[p]["momentum"] = torch.zeros_like(p)  # sharded like p
+            bufs.append(_local(self.state[p]["momentum"]))
         mu = group["momentum"]
         torch._foreach_lerp_(bufs, grads, 1 - mu)
         nesterov = torch._foreach_lerp(grads, bufs, mu)  # G + mu (M - G)
-        update = orthogonalize(torch.stack(nesterov), group["ns_steps"], self.ns_dtype)
+        steps, dtype = group["ns_steps"], self.ns_dtype
+        if isinstance(params[0], DTensor):
+            ns = partial(orthogonalize, steps=steps, dtype=dtype)
+            update = map_whole_matrices(ns, params, nesterov, dtype, first_owner)
+        else:
+            update = orthogonalize(torch.stack(nesterov), steps, dtype).unbind(0)
+        weights = [_local(p) for p in params]
         lr = group["lr"]
-        torch._foreach_mul_(params, 1 - lr * group["weight_decay"])
-        torch._foreach_add_(params, update.unbind(0), alpha=-lr * rms_scale)
+        torch._foreach_mul_(weights, 1 - lr * group["weight_decay"])
+        torch._foreach_add_(weights, update, alpha=-lr * rms_scale)
 
 
 def hidden_matrices(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:

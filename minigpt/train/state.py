@@ -6,7 +6,7 @@ continue exactly where it stopped:
 
     iter_num        optimizer steps done (the LR schedule is a function of it)
     best_val_loss   lowest validation loss seen so far
-    optimizer       AdamW moments and step counts, full tensors keyed by parameter name
+    optimizer       AdamW moments and step counts, Muon momenta: full tensors keyed by name
     scaler          GradScaler's loss scale (fp16)
     rng             per rank: torch CPU (and CUDA) generator states, so dropout masks continue
     sampler         the batch sampler's generator: the next batch is the one that would have come

@@ -124,10 +124,8 @@ class Trainer:
         dtype = resolve_dtype(cfg.compute.dtype, self.device, probe if self.dist.is_main else None)
         self.dtype = from_main(dtype, self.dist)
         self.sharded = self.dist.enabled and cfg.strategy == "fsdp"
-        fp16, muon = self.dtype == torch.float16, cfg.optimizer == "muon"
+        fp16 = self.dtype == torch.float16
         require(not (self.sharded and fp16), "--strategy=fsdp runs fp32 or bf16: --dtype=bfloat16")
-        # fsdp gives each rank a slice of every matrix; Muon's Newton-Schulz needs whole ones
-        require(not (self.sharded and muon), "--strategy=fsdp cannot run Muon: --optimizer=adamw")
         # weights, best/ weights, AdamW's two moments, a temporary copy while one is replaced
         checkpoint_bytes = 6 * sum(p.numel() * p.element_size() for p in self.model.parameters())
         on_main(lambda: check_out_dir(self.out_dir, checkpoint_bytes), self.device, self.dist)

@@ -2,14 +2,21 @@
 
 import copy
 import math
+import os
 
 import pytest
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch import nn
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.tensor import Shard, distribute_tensor
 
 import minigpt
 from minigpt.train.muon import Muon, MuonAdamW, hidden_matrices, orthogonalize
 from minigpt.train.optim import make_optimizer
 from tests.tiny_models import VARIANTS, tiny_gpt_config
+from tests.train.cli import free_port
 
 
 def test_block_linear_weights_go_to_muon_embeddings_head_and_gains_to_adamw():
@@ -92,3 +99,45 @@ def test_learning_rate_reaches_both_halves_also_after_loading_a_state():
     for group in opt.param_groups:
         group["lr"] = 3e-4
     assert {g["lr"] for g in opt.muon.param_groups + opt.adamw.param_groups} == {3e-4}
+
+
+# ---- under FSDP: each rank orthogonalizes a share of the matrices -------------------------------
+
+# over 3 ranks: rows 2/2/1 (rank 0 orthogonalizes two of these), 1/1/0 (an empty shard), 3/3/1
+SHARDED_SHAPES = [(5, 4)] * 4 + [(2, 6), (7, 3)]
+
+
+def _sharded_muon_rank(rank: int, world_size: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    mesh = init_device_mesh("cpu", (world_size,))
+    results = {}
+    for ns_dtype in (torch.float32, torch.bfloat16):  # bf16: the slices travel in bf16
+        torch.manual_seed(0)  # the same matrices and gradients on every rank
+        weights = [torch.randn(shape) for shape in SHARDED_SHAPES]
+        grads = [[torch.randn(shape) for shape in SHARDED_SHAPES] for _ in range(2)]
+        shards = [nn.Parameter(distribute_tensor(w, mesh, [Shard(0)])) for w in weights]
+        whole = [nn.Parameter(w.clone()) for w in weights]
+        sharded_opt = Muon(shards, lr=0.1, weight_decay=0.5, ns_dtype=ns_dtype)
+        plain_opt = Muon(whole, lr=0.1, weight_decay=0.5, ns_dtype=ns_dtype)
+        for step in grads:
+            for shard, full, grad in zip(shards, whole, step, strict=True):
+                shard.grad, full.grad = distribute_tensor(grad, mesh, [Shard(0)]), grad.clone()
+            sharded_opt.step()
+            plain_opt.step()
+        gathered = [p.full_tensor() for p in shards]  # a collective: every rank takes part
+        results[str(ns_dtype)] = {"sharded": gathered, "plain": [p.detach() for p in whole]}
+    if rank == 0:
+        torch.save(results, out)
+    dist.destroy_process_group()
+
+
+def test_muon_on_row_shards_equals_muon_on_whole_matrices_with_uneven_and_empty_shards(tmp_path):
+    out = tmp_path / "result.pt"
+    mp.spawn(_sharded_muon_rank, args=(3, free_port(), str(out)), nprocs=3)
+    results = torch.load(out, weights_only=True)
+    assert sorted(results) == ["torch.bfloat16", "torch.float32"]
+    for result in results.values():
+        for sharded, plain in zip(result["sharded"], result["plain"], strict=True):
+            torch.testing.assert_close(sharded, plain, rtol=0, atol=0)

@@ -4,8 +4,10 @@ Each test starts real processes (2 gloo ranks on CPU) through `python -m torch.d
 which is what the `torchrun` command runs."""
 
 import shlex
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -92,36 +94,73 @@ def test_when_rank_0_cannot_start_every_rank_exits_non_zero_and_only_rank_0_says
 # ---- FSDP ---------------------------------------------------------------------------------------
 
 FSDP_RUN = dict(dropout=0.0, max_iters=12, lr_decay_iters=12, eval_interval=6, log_interval=2)
+# Muon on 3 blocks of odd width: 3 matrices of each shape dealt over 2 ranks, rows split 50/49
+FSDP_OPTIMIZERS = {"adamw": {}, "muon": dict(optimizer="muon", n_layer=3, n_head=3, n_embd=33)}
+
+
+def fsdp_flags(out: Path, data_dir: Path, optimizer: str, **overrides) -> list[str]:
+    """2 ranks x 4 rows, one micro-batch each (8 rows per step)."""
+    run = {**FSDP_RUN, **FSDP_OPTIMIZERS[optimizer], **overrides}
+    return [*tiny_flags(out, data_dir, **run, gradient_accumulation_steps=2), "--strategy=fsdp"]
+
+
+@pytest.fixture(scope="module", params=sorted(FSDP_OPTIMIZERS))
+def optimizer(request):
+    return request.param
 
 
 @pytest.fixture(scope="module")
-def fsdp_straight(tmp_path_factory, data_dir):
-    """12 steps sharded over 2 ranks: 4 rows each, one micro-batch each (8 rows per step)."""
-    out = tmp_path_factory.mktemp("fsdp") / "straight"
-    flags = tiny_flags(out, data_dir, **FSDP_RUN, gradient_accumulation_steps=2)
-    check_ok(run_train([*flags, "--strategy=fsdp"], nproc=2))
+def fsdp_straight(tmp_path_factory, data_dir, optimizer):
+    """12 steps sharded over 2 ranks."""
+    out = tmp_path_factory.mktemp(f"fsdp-{optimizer}") / "straight"
+    check_ok(run_train(fsdp_flags(out, data_dir, optimizer), nproc=2))
     return out
 
 
-def test_fsdp_matches_one_process_with_the_global_batch(tmp_path, data_dir, fsdp_straight):
+@pytest.fixture(scope="module")
+def fsdp_halfway(tmp_path_factory, data_dir, optimizer):
+    """The first 6 of fsdp_straight's steps, checkpointed (tests resume copies of it)."""
+    out = tmp_path_factory.mktemp(f"fsdp-{optimizer}") / "halfway"
+    check_ok(run_train(fsdp_flags(out, data_dir, optimizer, max_iters=6), nproc=2))
+    return out
+
+
+def assert_close_runs(got: Path, want: Path) -> None:
+    """The same logged steps, losses within 1e-5, and final weights within 1e-5."""
+    logged, expected = logged_losses(got), logged_losses(want)
+    assert [r[:2] for r in logged] == [r[:2] for r in expected]
+    for a, b in zip(logged, expected, strict=True):
+        assert a[2] == pytest.approx(b[2], abs=1e-5)  # train loss
+        assert (a[3] or 0) == pytest.approx(b[3] or 0, abs=1e-5)  # val loss
+    reference = weights(want)
+    for name, tensor in weights(got).items():
+        torch.testing.assert_close(tensor, reference[name], rtol=1e-5, atol=1e-5, msg=name)
+
+
+def test_fsdp_matches_one_process_with_the_global_batch(
+    tmp_path, data_dir, optimizer, fsdp_straight
+):
     single = tmp_path / "single"
-    check_ok(run_train(tiny_flags(single, data_dir, **FSDP_RUN, batch_size=8)))
-    sharded, reference = logged_losses(fsdp_straight), logged_losses(single)
-    assert [r[:2] for r in sharded] == [r[:2] for r in reference]
-    for got, want in zip(sharded, reference, strict=True):
-        assert got[2] == pytest.approx(want[2], abs=1e-5)  # train loss
-        assert (got[3] or 0) == pytest.approx(want[3] or 0, abs=1e-5)  # val loss
-    expected = weights(single)
-    for name, tensor in weights(fsdp_straight).items():  # gathered into one full file
-        torch.testing.assert_close(tensor, expected[name], rtol=1e-5, atol=1e-5, msg=name)
+    run = {**FSDP_RUN, **FSDP_OPTIMIZERS[optimizer]}
+    check_ok(run_train(tiny_flags(single, data_dir, **run, batch_size=8)))
+    assert_close_runs(fsdp_straight, single)  # its weights gathered into one full file
     model = GPT.from_pretrained(fsdp_straight)  # a plain single-process model
-    assert model.config.n_layer == 1 and not any(p.is_meta for p in model.parameters())
+    assert model.config.n_layer == run.get("n_layer", 1)
+    assert not any(p.is_meta for p in model.parameters())
 
 
-def test_fsdp_resume_is_exact(tmp_path, data_dir, fsdp_straight):
-    out = tmp_path / "split"
-    flags = tiny_flags(out, data_dir, **{**FSDP_RUN, "max_iters": 6}, gradient_accumulation_steps=2)
-    check_ok(run_train([*flags, "--strategy=fsdp"], nproc=2))
+def test_fsdp_resume_is_exact(tmp_path, fsdp_halfway, fsdp_straight):
+    out = shutil.copytree(fsdp_halfway, tmp_path / "split")
     check_ok(run_train(["--init_from=resume", f"--out_dir={out}", "--max_iters=12"], nproc=2))
     assert logged_losses(out) == logged_losses(fsdp_straight)
     assert_same_weights(out, fsdp_straight)
+
+
+def test_fsdp_checkpoint_resumes_in_one_process(tmp_path, fsdp_halfway, fsdp_straight):
+    """The optimizer state gathered under FSDP (Muon's momentum, AdamW's moments) carries on in
+    one process with the same global batch as if the run had never stopped."""
+    out = shutil.copytree(fsdp_halfway, tmp_path / "single")
+    resume = ["--init_from=resume", f"--out_dir={out}", "--max_iters=12", "--batch_size=8",
+              "--gradient_accumulation_steps=1"]  # fmt: skip
+    check_ok(run_train(resume))
+    assert_close_runs(out, fsdp_straight)
