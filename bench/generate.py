@@ -1,5 +1,8 @@
 """Decode speed of a GPT-2-124M-shaped model (random weights): minigpt's cached greedy decode
 against Hugging Face `generate` on the same weights and against the weight-streaming bound.
+minigpt runs eagerly over its growing KV cache, eagerly over a static cache, and with the decode
+step compiled over the static cache (`compile=True`); the compile time is the first compiled
+call's wall time less a warm call's.
 
 Batch-1 decoding streams every weight once per token, so it is bound by memory bandwidth, not
 FLOPs. The bound is measured in the same run: a matrix-vector product over a matrix with as many
@@ -9,7 +12,7 @@ hits both sides of a ratio alike. HF runs where `transformers` is installed (the
 Prints one JSON object on stdout (progress on stderr).
 
     python bench/generate.py [--device cpu] [--new_tokens 128] [--prompt 16] [--batches 1,8]
-                             [--dtypes float32,bfloat16]
+                             [--dtypes float32,bfloat16] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -23,9 +26,12 @@ from collections.abc import Callable
 import torch
 from common import host, native_bf16
 from timing import interleaved, median, wall
+from torch._dynamo.utils import counters
 
 import minigpt
 from minigpt.checkpoint import export_hf_gpt2
+from minigpt.model.attention import StaticKVCache
+from minigpt.model.generate import SamplingConfig, generate
 
 BOUND_REPEATS = 5  # weight passes per timed bound call: one pass is too short to time alone
 
@@ -63,19 +69,30 @@ def hf_twin(model: minigpt.GPT, dtype: torch.dtype, device: torch.device):
 def decode_vs_bound(
     model: minigpt.GPT, hf, matvec, batch: int, args: argparse.Namespace, device: torch.device
 ) -> dict:
-    """Tokens/s of the bound, minigpt (cached and uncached) and HF, and their ratios."""
+    """Tokens/s of the bound, minigpt (cached eager, static-cache eager, compiled, uncached) and
+    HF, and their ratios."""
     n = args.new_tokens
     idx = torch.randint(0, 50257, (batch, args.prompt), device=device)
 
     def ours(use_cache: bool = True) -> torch.Tensor:
         return model.generate(idx, n, temperature=0, use_cache=use_cache)
 
+    def static_eager() -> torch.Tensor:
+        cache = StaticKVCache(model.config.n_layer, args.prompt + n - 1, device)
+        return generate(model, idx, SamplingConfig(n, temperature=0), cache=cache)
+
+    def compiled() -> torch.Tensor:
+        return model.generate(idx, n, temperature=0, compile=True)
+
     def theirs() -> torch.Tensor:
         with torch.inference_mode():
             return hf.generate(idx, max_new_tokens=n, min_new_tokens=n, do_sample=False,
                                pad_token_id=0, attention_mask=torch.ones_like(idx))  # fmt: skip
 
-    candidates = {"bound": matvec, "minigpt": ours}
+    graphs_before = counters["stats"]["unique_graphs"]
+    first_compiled_s = wall(compiled, device)
+    candidates = {"bound": matvec, "minigpt": ours, "static_eager": static_eager,
+                  "compiled": compiled}  # fmt: skip
     if hf is not None:
         candidates["hf"] = theirs
     for fn in candidates.values():
@@ -85,9 +102,17 @@ def decode_vs_bound(
     row = {
         "bandwidth_bound_tok_s": round(median(tok_s["bound"]), 2),
         "cache_tok_s": round(median(tok_s["minigpt"]), 2),
+        "static_cache_eager_tok_s": round(median(tok_s["static_eager"]), 2),
+        "compiled_tok_s": round(median(tok_s["compiled"]), 2),
         "no_cache_tok_s": round(n / wall(lambda: ours(use_cache=False), device), 2),
     }
     row["cache_speedup"] = round(row["cache_tok_s"] / row["no_cache_tok_s"], 2)
+    for name in ("static_eager", "compiled"):
+        pairs = zip(tok_s[name], tok_s["minigpt"], strict=True)
+        row[f"{name}_vs_eager"] = round(median([s / e for s, e in pairs]), 3)
+    row["compile_s"] = round(first_compiled_s - median(times["compiled"]), 1)
+    row["graphs_compiled"] = counters["stats"]["unique_graphs"] - graphs_before  # 1: no recompiles
+    row["compiled_same_tokens"] = bool(torch.equal(compiled(), ours()))
     if batch == 1:  # batch rows share one weight pass, so only batch 1 is compared with the bound
         pairs = zip(tok_s["minigpt"], tok_s["bound"], strict=True)
         row["fraction_of_bound"] = round(median([c / b for c, b in pairs]), 3)

@@ -35,7 +35,8 @@ def test_sample_cli_streams_seeded_samples_from_the_checkpoint(checkpoint, tmp_p
     prompt = tmp_path / "prompt.txt"
     prompt.write_text("Shall I")
     args = [f"--out_dir={checkpoint}", "--num_samples=2", "--max_new_tokens=25", "--seed=7",
-            "--device=cpu", "--dtype=float32", "--top_k=5", "--top_p", "0.9"]  # fmt: skip
+            "--device=cpu", "--dtype=float32", "--top_k=5", "--top_p", "0.9",
+            "--compile=False"]  # fmt: skip
     first = run_sample(*args, f"--start=FILE:{prompt}")  # the script itself, as a user runs it
     assert first.returncode == 0, first.stderr
     samples = first.stdout.rstrip("\n").split("\n---------------\n")
@@ -50,6 +51,17 @@ def test_sample_cli_streams_seeded_samples_from_the_checkpoint(checkpoint, tmp_p
         assert capsys.readouterr().out == first.stdout  # same seed, same text
         sample.main([*args, "--seed=8", "--start=Shall I"])
         assert capsys.readouterr().out != first.stdout
+
+
+@pytest.mark.compile
+def test_sample_compile_true_prints_the_same_samples(checkpoint, capsys):
+    args = [f"--out_dir={checkpoint}", "--num_samples=2", "--max_new_tokens=25", "--seed=7",
+            "--device=cpu", "--dtype=float32", "--top_k=5", "--start=Shall I"]  # fmt: skip
+    compiled = run_sample(*args, "--compile=True")  # nanoGPT's flag
+    assert compiled.returncode == 0, compiled.stderr
+    with one_thread():
+        assert sample.main(args) == 0
+    assert compiled.stdout == capsys.readouterr().out
 
 
 def test_sample_bad_inputs_are_one_line(checkpoint, capsys):

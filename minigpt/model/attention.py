@@ -8,8 +8,11 @@ For one head with queries Q (T x D), keys K (S x D) and values V (S x D):
     A = softmax(scores, dim=-1)                 (computed in fp32)
     Y = A V
 
-Query i sits at absolute position p_i = i + o with offset o = S - T: with a KV cache the S keys
-include the o earlier tokens. Key j is visible to query i of batch row b when
+Query i sits at absolute position p_i = i + o, o the number of keys stored before it: with a KV
+cache the keys include the o earlier tokens, and o = S - T unless the keys are a static cache's
+every slot (then o is the cache's length and the empty slots j >= o + T are never visible, since
+every clause below needs j <= p_i or j < o + P_b with P_b <= T). Key j is visible to query i of
+batch row b when
 
     visible[b, i, j] = (j <= p_i  or  j < o + P_b)          causal part, or inside the prefix
                        and |p_i - j| < W                     banded ("local") layers only
@@ -48,12 +51,15 @@ def visible_keys(
     prefix_len: torch.Tensor | None = None,
     lengths: torch.Tensor | None = None,
     device: torch.device | None = None,
+    offset: int | torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Boolean mask of the module docstring, True where query i sees key j: (T, S), or
     (B, 1, T, S) when prefix_len P or lengths L (each (B,) or (1,)) are given. None for P means
-    P_b = 0 (causal); None for L means no padding."""
-    offset = n_key - n_query  # o: keys already in the cache
-    query_pos = torch.arange(offset, n_key, device=device)[:, None]  # p_i, (T, 1)
+    P_b = 0 (causal); None for L means no padding. offset o (an int or a 0-d tensor): keys stored
+    before the first query; None means S - T."""
+    if offset is None:
+        offset = n_key - n_query  # o: keys already in the cache
+    query_pos = offset + torch.arange(n_query, device=device)[:, None]  # p_i, (T, 1)
     key_pos = torch.arange(n_key, device=device)[None, :]  # j, (1, S)
     visible = key_pos <= query_pos  # (T, S)
     if prefix_len is not None:
@@ -86,11 +92,13 @@ class Rotary(nn.Module):
         self.register_buffer("cos", theta.cos(), persistent=False)
         self.register_buffer("sin", theta.sin(), persistent=False)
 
-    def forward(self, x: torch.Tensor, start: int) -> torch.Tensor:
-        """x: (B, H, T, D) at positions start..start+T-1 -> same shape, rotated."""
+    def forward(self, x: torch.Tensor, start: int | torch.Tensor) -> torch.Tensor:
+        """x: (B, H, T, D) at positions start..start+T-1 -> same shape, rotated. start may be a
+        0-d tensor (a static cache's position), so it is an index, not a slice bound."""
         T, R = x.size(2), self.rotary_dim
-        cos = self.cos[start : start + T].to(x.dtype)  # (T, R/2)
-        sin = self.sin[start : start + T].to(x.dtype)
+        positions = start + torch.arange(T, device=x.device)  # (T,)
+        cos = self.cos[positions].to(x.dtype)  # (T, R/2)
+        sin = self.sin[positions].to(x.dtype)
         pairs = x[..., :R].unflatten(-1, (R // 2, 2))  # (B, H, T, R/2, 2)
         x_even, x_odd = pairs[..., 0], pairs[..., 1]
         rotated = torch.stack((x_even * cos - x_odd * sin, x_odd * cos + x_even * sin), dim=-1)
@@ -98,23 +106,24 @@ class Rotary(nn.Module):
 
 
 class KVCache:
-    """Static key/value buffers for incremental decoding (prefill, then a token a step).
+    """Key/value buffers for incremental decoding (prefill, then a token a step).
 
     Each layer gets its own (B, H, max_len, D) buffers, allocated on its first write with the
     dtype of the keys (so bf16 under autocast). Writes are differentiable, so learned prefixes
     (prefix tuning) can be written first and trained through. `length` counts the stored tokens;
     the first `n_prefix` are prefixes that take no position, so token positions start after them.
+    `update` hands attention the stored slots only, so its shapes grow a token a step.
     """
 
     def __init__(self, n_layer: int, max_len: int, n_prefix: int = 0) -> None:
         self.max_len = max_len
         self.n_prefix = n_prefix
-        self.length = 0
+        self.length: int | torch.Tensor = 0
         self.k: list[torch.Tensor | None] = [None] * n_layer
         self.v: list[torch.Tensor | None] = [None] * n_layer
 
     @property
-    def position(self) -> int:
+    def position(self) -> int | torch.Tensor:
         """Position index (learned or rotary) of the next token to be written."""
         return self.length - self.n_prefix
 
@@ -126,20 +135,10 @@ class KVCache:
         self, layer: int, k: torch.Tensor, v: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Write k, v (B, H, T, D) after the stored tokens; return all keys/values (B, H, S, D)."""
-        B, H, T, D = k.shape
-        end = self.length + T
+        end = self.length + k.size(2)
         if end > self.max_len:
             raise ValueError(f"KV cache overflow: {end} tokens > max_len={self.max_len}")
-        buf = self.k[layer]
-        if buf is None or (buf.shape[0], buf.dtype) != (B, k.dtype):
-            if buf is not None and self.length:  # reallocating would drop the stored tokens
-                raise ValueError(
-                    f"KV cache holds {self.length} tokens of batch {buf.shape[0]} in {buf.dtype}; "
-                    f"cannot append batch {B} in {k.dtype} (cast the prefixes, or use a new cache)"
-                )
-            shape = (B, H, self.max_len, D)
-            self.k[layer] = torch.empty(shape, dtype=k.dtype, device=k.device)
-            self.v[layer] = torch.empty(shape, dtype=v.dtype, device=v.device)
+        self._allocate(layer, k)
         self.k[layer][:, :, self.length : end] = k
         self.v[layer][:, :, self.length : end] = v
         return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
@@ -147,6 +146,61 @@ class KVCache:
     def advance(self, n_tokens: int) -> None:
         """Mark n_tokens more as stored; the model calls this once all layers have written."""
         self.length += n_tokens
+
+    def _allocate(self, layer: int, k: torch.Tensor) -> None:
+        """Give `layer` buffers for the batch size and dtype of k (B, H, T, D)."""
+        B, H, _, D = k.shape
+        buf = self.k[layer]
+        if buf is not None and (buf.shape[0], buf.dtype) == (B, k.dtype):
+            return
+        if buf is not None and self.length:  # reallocating would drop the stored tokens
+            raise ValueError(
+                f"KV cache holds {int(self.length)} tokens of batch {buf.shape[0]} in {buf.dtype};"
+                f" cannot append batch {B} in {k.dtype} (cast the prefixes, or use a new cache)"
+            )
+        shape = (B, H, self.max_len, D)
+        self.k[layer] = self._new_buffer(shape, k)
+        self.v[layer] = self._new_buffer(shape, k)
+
+    @staticmethod
+    def _new_buffer(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        # uninitialised: attention reads only the slots written so far
+        return torch.empty(shape, dtype=like.dtype, device=like.device)
+
+
+class StaticKVCache(KVCache):
+    """A KV cache whose shapes never change, so that a compiled decode step runs for every token.
+
+    `length` is a 0-d tensor on the model's device; `update` writes the new keys at slots
+    length..length+T-1 in place and returns every slot (B, H, max_len, D). Attention hides the
+    empty slots with its mask (visible_keys with offset = length), and they hold zeros, so the
+    exactly-zero weights on them meet zeros, never uninitialised NaNs. A position read on the
+    host would sync the device each step, so the cache checks no overflow: its caller counts
+    the tokens (the sampling loop of minigpt.model.generate does).
+    """
+
+    def __init__(
+        self, n_layer: int, max_len: int, device: torch.device | str, n_prefix: int = 0
+    ) -> None:
+        super().__init__(n_layer, max_len, n_prefix)
+        self.length = torch.tensor(0, device=device)  # the prefixes are written like tokens
+
+    def reset(self) -> None:
+        self.length.fill_(self.n_prefix)
+
+    def update(
+        self, layer: int, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write k, v (B, H, T, D) at the next T slots; return every slot (B, H, max_len, D)."""
+        self._allocate(layer, k)
+        slots = self.length + torch.arange(k.size(2), device=k.device)  # (T,)
+        self.k[layer].index_copy_(2, slots, k)
+        self.v[layer].index_copy_(2, slots, v)
+        return self.k[layer], self.v[layer]
+
+    @staticmethod
+    def _new_buffer(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(shape, dtype=like.dtype, device=like.device)
 
 
 class SelfAttention(nn.Module):
@@ -186,14 +240,16 @@ class SelfAttention(nn.Module):
         start = cache.position if cache is not None else 0
         if rotary is not None:
             q, k = rotary(q, start), rotary(k, start)
+        offset = 0  # o: keys stored before these queries
         if cache is not None:
-            k, v = cache.update(self.layer, k, v)  # (B, H, S, D) with S = stored + T
+            offset = cache.length
+            k, v = cache.update(self.layer, k, v)  # (B, H, S, D), S = o + T or a static max_len
         if self.mode == "bidirectional":
             prefix_len = torch.full((1,), T, device=x.device)  # P_b = T: the whole call
         if self.mode == "causal":
             lengths = None  # no real token sees the padding after it anyway
         attend = self._attend_math if self.impl == "math" else self._attend_sdpa
-        y = attend(q, k, v, prefix_len, lengths)  # (B, H, T, D)
+        y = attend(q, k, v, offset, prefix_len, lengths)  # (B, H, T, D)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble heads side by side
         return self.resid_dropout(self.c_proj(y))
 
@@ -202,13 +258,14 @@ class SelfAttention(nn.Module):
         q: torch.Tensor,
         k: torch.Tensor,
         v: torch.Tensor,
+        offset: int | torch.Tensor,
         prefix_len: torch.Tensor | None,
         lengths: torch.Tensor | None,
     ) -> torch.Tensor:
         """The equations of the module docstring, one line each."""
         T, S = q.size(2), k.size(2)
         scores = (q @ k.transpose(-2, -1)).float() * self.scale  # (B, H, T, S), fp32
-        mask = visible_keys(T, S, self.window, prefix_len, lengths, q.device)
+        mask = visible_keys(T, S, self.window, prefix_len, lengths, q.device, offset)
         scores = scores.masked_fill(~mask, float("-inf"))
         att = F.softmax(scores, dim=-1).to(v.dtype)
         att = F.dropout(att, p=self.dropout, training=self.training)
@@ -219,16 +276,18 @@ class SelfAttention(nn.Module):
         q: torch.Tensor,
         k: torch.Tensor,
         v: torch.Tensor,
+        offset: int | torch.Tensor,
         prefix_len: torch.Tensor | None,
         lengths: torch.Tensor | None,
     ) -> torch.Tensor:
         """Fused kernel, given no mask where none is needed (the fastest kernels need none).
         `is_causal=True` aligns the mask top-left, which is right only when the queries are all
-        the keys (T == S); otherwise pass the bottom-right aligned mask."""
+        the keys (T == S); otherwise pass the bottom-right aligned mask. A static cache's keys
+        include empty slots (its offset is a tensor), which only the mask hides."""
         T, S = q.size(2), k.size(2)
         dropout = self.dropout if self.training else 0.0
         banded = self.window is not None and self.window < S
-        plain = not banded and lengths is None
+        plain = not banded and lengths is None and isinstance(offset, int)
         if plain and prefix_len is None and T == S:  # causal (a prefix model without a prefix)
             return F.scaled_dot_product_attention(
                 q, k, v, dropout_p=dropout, is_causal=True, scale=self.scale
@@ -236,7 +295,7 @@ class SelfAttention(nn.Module):
         sees_all = self.mode == "bidirectional" or T == 1  # one new token sees every stored key
         mask = None
         if not (plain and sees_all):
-            mask = visible_keys(T, S, self.window, prefix_len, lengths, q.device)
+            mask = visible_keys(T, S, self.window, prefix_len, lengths, q.device, offset)
         return F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=dropout, scale=self.scale
         )

@@ -17,18 +17,25 @@ see a generated token, so their cached keys stay exact. Once the window slides, 
 is left of the prompt in the window, P = max(0, n_prompt - (n_context - block_size)), in both the
 cached and the uncached path. A bidirectional model has no next-token distribution (every
 position sees the future) and refuses to generate.
+
+With `compile=True` the one-token step runs under torch.compile over a StaticKVCache: its buffers
+keep their shape and the write position is a tensor, so one compiled graph serves every token
+(the prefill, and the re-prefill of a sliding window, run eagerly). Sampling itself stays eager,
+so a seeded generator draws the same numbers; the compiled logits differ from the eager ones by
+float rounding only, so greedy tokens agree unless two logits tie within that rounding.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
 from torch import nn
 
-from minigpt.model.attention import KVCache
+from minigpt.model.attention import KVCache, StaticKVCache
 from minigpt.model.config import GPTConfig
 from minigpt.model.errors import require
 
@@ -47,6 +54,7 @@ class SamplingConfig:
     top_p: float | None = _knob(None, "nucleus sampling: smallest set with probability >= p")
     eos_id: int | None = _knob(None, "stop a row once it emits this token; none = never")
     use_cache: bool = _knob(True, "reuse keys/values of earlier tokens (KV cache)")
+    compile: bool = _knob(False, "torch.compile the one-token step over a static KV cache")
 
     def __post_init__(self) -> None:
         checks = [
@@ -54,6 +62,7 @@ class SamplingConfig:
             (self.temperature >= 0, f"temperature={self.temperature} must be >= 0 (0 = greedy)"),
             (self.top_k is None or self.top_k >= 1, f"top_k={self.top_k} must be >= 1"),
             (self.top_p is None or 0 < self.top_p <= 1, f"top_p={self.top_p} must be in (0, 1]"),
+            (self.use_cache or not self.compile, "compile=True needs use_cache=True (a KV cache)"),
         ]  # fmt: skip
         for ok, message in checks:
             require(ok, message)
@@ -73,6 +82,9 @@ class Decoder(Protocol):
     ) -> torch.Tensor: ...
 
     def new_cache(self) -> KVCache: ...
+
+
+Step = Callable[[Decoder, torch.Tensor, KVCache], torch.Tensor]  # (model, token, cache) -> logits
 
 
 def filter_logits(
@@ -104,23 +116,62 @@ def sample_next(
     return torch.multinomial(probs, num_samples=1, generator=generator)
 
 
+def decode_step(model: Decoder, token: torch.Tensor, cache: KVCache) -> torch.Tensor:
+    """Logits (B, V) for the token after `token` (B, 1), whose keys/values join `cache`."""
+    return model.lm_head(model.hidden_states(token, cache)[:, -1, :])
+
+
+@functools.cache
+def compiled_decode_step() -> Step:
+    """decode_step under torch.compile, built once per process. Over a StaticKVCache every
+    input keeps its shape from token to token, so one graph serves them all."""
+    return torch.compile(decode_step, fullgraph=True)
+
+
 def _next_logits(
-    model: Decoder, context: torch.Tensor, cache: KVCache | None, n_prompt: int
+    model: Decoder, context: torch.Tensor, cache: KVCache | None, n_prompt: int, step: Step
 ) -> torch.Tensor:
     """Logits (B, V) for the token after `context`, feeding the cache only what it lacks."""
     block_size = model.config.block_size
+    if cache is not None and n_prompt < context.size(1) <= block_size:
+        # the cache holds every token but the newest. A compiled step guards on strides, and a
+        # view of the growing context (or a clone of it, which keeps them) has new ones each step
+        newest = context[:, -1:].clone(memory_format=torch.contiguous_format)  # (B, 1)
+        return step(model, newest, cache)
+    if cache is not None:
+        cache.reset()
+    window = context[:, -block_size:]  # slide once the context outgrows the model
     prefix_len = None
-    if cache is None or cache.position == 0 or cache.position >= block_size:
-        if cache is not None:
-            cache.reset()
-        window = context[:, -block_size:]  # slide once the context outgrows the model
-        if model.config.attention == "prefix":
-            shift = context.size(1) - window.size(1)  # tokens that slid out of the window
-            prefix_len = torch.full((len(window),), max(0, n_prompt - shift), device=window.device)
-    else:
-        window = context[:, -1:]
+    if model.config.attention == "prefix":
+        shift = context.size(1) - window.size(1)  # tokens that slid out of the window
+        prefix_len = torch.full((len(window),), max(0, n_prompt - shift), device=window.device)
     hidden = model.hidden_states(window, cache, prefix_len)[:, -1, :]  # (B, C)
     return model.lm_head(hidden)
+
+
+def _decode_cache(
+    model: Decoder, idx: torch.Tensor, sampling: SamplingConfig, cache: KVCache | None
+) -> KVCache | None:
+    """The cache to decode with: the caller's, or a new one; a static one when compiling, sized
+    to the tokens this call stores (fewer slots, less attention) and checked to hold them."""
+    if not sampling.use_cache:
+        return None
+    n_stored = min(idx.size(1) + sampling.max_new_tokens - 1, model.config.block_size)
+    if cache is None:
+        if not sampling.compile:
+            return model.new_cache()
+        cache = StaticKVCache(model.config.n_layer, n_stored, idx.device)
+    if sampling.compile and not isinstance(cache, StaticKVCache):
+        raise ValueError(
+            "compile=True needs a StaticKVCache (a growing cache changes shape every token);"
+            " pass one or no cache"
+        )
+    if isinstance(cache, StaticKVCache) and cache.max_len - cache.n_prefix < n_stored:
+        raise ValueError(
+            f"the StaticKVCache holds {cache.max_len - cache.n_prefix} tokens after its prefixes;"
+            f" this call stores {n_stored}"
+        )
+    return cache
 
 
 @torch.inference_mode()
@@ -132,7 +183,8 @@ def stream_tokens(
     cache: KVCache | None = None,
 ) -> Iterator[torch.Tensor]:
     """Yield new tokens (B, 1) one step at a time. A row that emitted eos_id keeps emitting it;
-    the stream stops early when every row has. `cache` may carry learned prefixes."""
+    the stream stops early when every row has. `cache` may carry learned prefixes (a
+    StaticKVCache when sampling.compile)."""
     if idx.dim() != 2 or idx.size(1) == 0:
         raise ValueError(f"idx must be a non-empty (batch, time) tensor, got {tuple(idx.shape)}")
     if model.config.attention == "bidirectional":
@@ -140,15 +192,13 @@ def stream_tokens(
             "a bidirectional model cannot generate: every position sees the future, so it has no"
             " next-token distribution (fine-tune or score it instead)"
         )
-    if sampling.use_cache and cache is None:
-        cache = model.new_cache()
-    elif not sampling.use_cache:
-        cache = None
+    cache = _decode_cache(model, idx, sampling, cache)
+    step = compiled_decode_step() if sampling.compile else decode_step
     n_vocab, eos_id = model.config.n_vocab, sampling.eos_id
     finished = torch.zeros(idx.size(0), 1, dtype=torch.bool, device=idx.device)
     context = idx
     for _ in range(sampling.max_new_tokens):
-        logits = _next_logits(model, context, cache, idx.size(1))
+        logits = _next_logits(model, context, cache, idx.size(1), step)
         if n_vocab is not None:
             logits[:, n_vocab:] = float("-inf")  # padded vocab rows are never sampled
         token = sample_next(logits, sampling, generator)

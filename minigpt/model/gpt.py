@@ -190,7 +190,7 @@ class GPT(nn.Module):
         T = idx.size(1)
         x = self.wte(idx)  # (B, T, C)
         if self.wpe is not None:
-            x = x + self.wpe(torch.arange(start, start + T, device=idx.device))
+            x = x + self.wpe(start + torch.arange(T, device=idx.device))
         x = self.drop(x)
         for block in self.h:
             x = block(x, self.rotary, cache, prefix_len, lengths)
@@ -212,7 +212,7 @@ class GPT(nn.Module):
         loss = None if targets is None else lm_loss(logits, targets)
         return GPTOutput(logits, loss)
 
-    def _check_input(self, idx: torch.Tensor, start: int) -> None:
+    def _check_input(self, idx: torch.Tensor, start: int | torch.Tensor) -> None:
         if idx.dim() != 2:
             raise ValueError(
                 f"idx must be a 2-D (batch, time) tensor of token ids, got shape {tuple(idx.shape)}"
@@ -220,7 +220,8 @@ class GPT(nn.Module):
         if idx.dtype.is_floating_point or idx.dtype == torch.bool:
             raise TypeError(f"idx must hold integer token ids (torch.long), got {idx.dtype}")
         T, limit = idx.size(1), self.config.block_size
-        if start + T > limit:
+        # a static cache's position is a device tensor: its caller counts the tokens instead
+        if isinstance(start, int) and start + T > limit:
             raise ValueError(
                 f"sequence of {start + T} tokens exceeds block_size={limit}; "
                 f"crop the input to its last {limit} tokens"
