@@ -11,6 +11,11 @@ end-of-text. `--help` lists every setting.
 
 from __future__ import annotations
 
+# first: minigpt picks how OpenMP threads wait (minigpt/threads.py) before torch loads
+import minigpt  # noqa: F401
+
+# isort: split
+
 import dataclasses
 import sys
 from collections.abc import Iterator, Sequence

@@ -11,17 +11,17 @@ defaults; flags given again override them, e.g. a larger --max_iters).
 
 from __future__ import annotations
 
-import os
+# first: minigpt picks how OpenMP threads wait (minigpt/threads.py) before torch loads
+import minigpt  # noqa: F401
+
+# isort: split
+
 import sys
 from collections.abc import Sequence
 
-# Idle OpenMP threads sleep instead of spinning. Spinning wins a little on an idle machine, but on
-# a shared one (other jobs, or several DDP ranks per host) spinning threads steal the cores the
-# working ones need and a CPU step gets up to ten times slower. Read once, when torch loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 import torch
 
+from minigpt import threads
 from minigpt.data.objectives import LANGUAGE_MODELLING
 from minigpt.data.tokenizer import Tokenizer
 from minigpt.device import resolve_device
@@ -54,6 +54,8 @@ def train(argv: Sequence[str]) -> None:
             f"/step; {trainer.device} {str(trainer.dtype).removeprefix('torch.')}; "
             f"peak {trainer.peak_flops / 1e9:,.0f} GFLOP/s; out_dir {config.out_dir}"
         )
+        if trainer.device.type == "cpu":
+            print(f"{torch.get_num_threads()} threads per process; {threads.WAIT_POLICY}")
     result = trainer.train()
     generates = config.objective in LANGUAGE_MODELLING  # the others are not trained to
     if config.sample_tokens and generates and not result.interrupted:

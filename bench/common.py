@@ -8,10 +8,13 @@ the path.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import statistics
-from collections.abc import Iterable, Sequence
+import subprocess
+import sys
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,3 +100,16 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]], align: 
 def pm(metric: dict[str, Any], fmt: str = ".3f") -> str:
     """'mean ± sd' of a mean_sd dict."""
     return f"{metric['mean']:{fmt}} ± {metric['sd']:{fmt}}"
+
+
+@contextlib.contextmanager
+def busy_loops(n: int) -> Iterator[None]:
+    """`n` processes that each keep one core busy (a Python busy loop) while the block runs:
+    the "loaded host" of a speed measurement."""
+    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        yield
+    finally:
+        for loop in loops:
+            loop.kill()
+            loop.wait()

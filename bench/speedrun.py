@@ -22,17 +22,18 @@ the same race with the load drift taken out (and minigpt's startup and evals lef
 
 from __future__ import annotations
 
+# first: minigpt picks how OpenMP threads wait (minigpt/threads.py) before torch loads
+import minigpt  # noqa: F401
+
+# isort: split
+
 import argparse
 import contextlib
 import json
-import os
 import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as train.py; see the comment there
-
 
 from common import host
 from plain_loop import PlainLoop, val_loss

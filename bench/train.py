@@ -17,22 +17,29 @@ step time over its bf16 step time.
 over N) and reports their val loss on the same held-out batches.
 
     python bench/train.py [--configs quick,baby] [--compile both|off|on] [--dtypes float32]
-                          [--quality_iters 2000]
+                          [--quality_iters 2000] [--load N]
+
+`--load N` measures on a loaded host: N busy-loop processes start first, then the bench runs in a
+fresh process beside them, so it chooses its OpenMP wait policy (minigpt/threads.py) as a
+user's run on that host would. The JSON's `load` says how many ran.
 """
 
 from __future__ import annotations
 
+# first: minigpt picks how OpenMP threads wait (minigpt/threads.py) before torch loads
+import minigpt  # noqa: F401
+
+# isort: split
+
 import argparse
 import json
-import os
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as train.py; see the comment there
-
 import torch
-from common import host, native_bf16
+from common import busy_loops, host, native_bf16
 from plain_loop import PlainLoop, val_loss
 from timing import interleaved, wall
 
@@ -146,7 +153,13 @@ def main() -> None:
     parser.add_argument("--baby_cpu_batch", type=int, default=8)
     parser.add_argument("--quality_iters", type=int, default=0)
     parser.add_argument("--out_dir", default="/tmp/minigpt-bench-train")
+    parser.add_argument("--load", type=int, default=0, help="busy-loop processes beside")
+    parser.add_argument("--beside_load", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.load and not args.beside_load:  # start the load, then the bench in a new process
+        with busy_loops(args.load):
+            command = [sys.executable, __file__, *sys.argv[1:], "--beside_load"]
+            sys.exit(subprocess.run(command).returncode)
     device = resolve_device(args.device)
     args.device_type = device.type
     for dataset in {CONFIGS[n]["dataset"] for n in args.configs.split(",")}:
@@ -158,6 +171,7 @@ def main() -> None:
         "command": " ".join(["python", *sys.argv]),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "host": host(),
+        "load": args.load,
         "configs": {},
     }
     if not fast_bf16:

@@ -5,12 +5,16 @@ model = minigpt.GPT(minigpt.GPTConfig.from_preset("gpt2"))
 logits, loss = model(idx, targets)
 
 The subpackages, in reading order: model (the math), data, checkpoint, train, finetune, eval;
-beside them settings.py (every CLI's settings and exit codes), device.py (device and dtype) and
-paths.py (where a checkout's datasets and recipes are).
+beside them settings.py (every CLI's settings and exit codes), device.py (device and dtype),
+paths.py (where a checkout's datasets and recipes are) and threads.py (how OpenMP threads wait).
 """
 
+from minigpt import threads
+
+threads.choose_wait_policy()  # before torch loads: libgomp reads OMP_WAIT_POLICY once
+
 # minigpt.checkpoint plugs the file formats into GPT.from_pretrained / save_pretrained as it loads
-from minigpt.checkpoint import (
+from minigpt.checkpoint import (  # noqa: E402
     CheckpointError,
     export_hf_gpt2,
     load_model,
@@ -18,8 +22,16 @@ from minigpt.checkpoint import (
     load_tokenizer,
     save_pretrained,
 )
-from minigpt.data import Tokenizer
-from minigpt.model import GPT, GPTConfig, GPTOutput, KVCache, SamplingConfig, lm_loss, perplexity
+from minigpt.data import Tokenizer  # noqa: E402
+from minigpt.model import (  # noqa: E402
+    GPT,
+    GPTConfig,
+    GPTOutput,
+    KVCache,
+    SamplingConfig,
+    lm_loss,
+    perplexity,
+)
 
 __all__ = [
     "GPT",

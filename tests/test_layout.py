@@ -21,6 +21,7 @@ ALLOWED = {
     "minigpt.checkpoint": {"minigpt.checkpoint", "minigpt.model", "minigpt.data"},
     "minigpt.settings": {"minigpt.model.errors"},
     "minigpt.paths": set(),
+    "minigpt.threads": set(),  # stdlib only: it runs before torch loads
     "minigpt.device": {"minigpt.settings"},
     "minigpt.train": {"minigpt.train", "minigpt.model", "minigpt.data", "minigpt.checkpoint",
                       "minigpt.settings", "minigpt.device", "minigpt.paths"},
@@ -30,7 +31,8 @@ ALLOWED = {
     "minigpt.eval": {"minigpt.eval", "minigpt.model", "minigpt.data", "minigpt.checkpoint",
                      "minigpt.settings", "minigpt.device", "minigpt.paths"},
 }  # fmt: skip
-THIRD_PARTY = {"minigpt.model": {"torch"}}  # the model math needs torch and nothing else
+# the model math needs torch and nothing else; the wait policy is chosen before torch loads
+THIRD_PARTY = {"minigpt.model": {"torch"}, "minigpt.threads": set()}
 
 
 def _module_name(path: Path) -> str:
