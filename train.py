@@ -54,6 +54,7 @@ def train(argv: Sequence[str]) -> None:
             f"/step; {trainer.device} {str(trainer.dtype).removeprefix('torch.')}; "
             f"peak {trainer.peak_flops / 1e9:,.0f} GFLOP/s; out_dir {config.out_dir}"
         )
+        print(f"dtype {trainer.dtype_choice}")
         if trainer.device.type == "cpu":
             print(f"{torch.get_num_threads()} threads per process; {threads.WAIT_POLICY}")
     result = trainer.train()

@@ -125,7 +125,7 @@ def _check_rank(rank: int, world_size: int, port: int, results: dict) -> None:
                 shard(model, torch.device("cpu"), torch.float32)
             else:
                 runner = torch.nn.parallel.DistributedDataParallel(model)
-            optimizer = make_optimizer(name, model, 1e-3, 0.1, (0.9, 0.95), "cpu")
+            optimizer = make_optimizer(name, model, 1e-3, 0.1, (0.9, 0.95), torch.device("cpu"))
             idx = torch.randint(0, config.vocab_size, (2, config.block_size))
             runner(idx, idx).loss.backward()
             optimizer.step()  # creates the state

@@ -7,20 +7,26 @@ when training, the optimizer state and the loss) stay in fp32:
 - float16 has 5 exponent bits; training in it needs loss scaling (minigpt.train.precision).
 
 bf16 is only worth it where the hardware multiplies bf16 quickly: every recent GPU, and CPUs with
-AVX512-BF16 or AMX. On a CPU without them bf16 matmul is emulated and far slower than fp32. Even
-where it is native, a small model may lose more to the casts around its small matmuls than it
-gains inside them. So on a CPU `dtype="auto"` decides in two measured stages:
+AVX512-BF16 or AMX (`native_bf16`). On a CPU without them bf16 matmul is emulated and far slower
+than fp32. Even where it is native, a small model may lose more to the casts around its small
+matmuls than it gains inside them. So on a CPU `dtype="auto"` decides in two stages:
 
-1. a square bf16 matmul no faster than fp32 means bf16 is emulated: float32, nothing more to try;
+1. no native bf16 (read from the CPU's feature flags, so every run decides alike): float32;
 2. otherwise, given a probe (one step of the program's own work, e.g. a training step), time it in
-   both dtypes and keep bf16 only if it beats fp32 by `BF16_MARGIN` (it costs precision, so a tie
-   goes to fp32). Without a probe (sampling, evaluation), bf16 must win the matmul by 1.5x.
+   both dtypes in interleaved rounds and keep bf16 if the median of the per-round ratios
+   t_fp32 / t_bf16 exceeds `BF16_MARGIN` (a tie goes to fp32, which keeps more precision).
+   Without a probe (sampling, evaluation), bf16 must win a square matmul by 1.5x.
+
+Pairing the two timings of a round cancels load that comes and goes (it slows both alike), and
+the median ignores a round that a burst hit in the middle. The margin is small so that the dtype
+kept is never the slower one by more than a few percent.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +36,8 @@ import torch
 from minigpt.settings import ConfigError, setting
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-BF16_MARGIN = 1.1  # bf16 must make the probed step this much faster to be picked
+BF16_MARGIN = 1.02  # bf16 must make the probed step this much faster to be picked
+PROBE_ROUNDS = 5  # interleaved (fp32, bf16) rounds timed after one warm-up call of each
 
 
 @dataclass
@@ -61,45 +68,83 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     return device
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Does the hardware multiply bf16: a CUDA GPU that supports it, or a CPU with AVX512-BF16
+    or AMX tiles (the instructions oneDNN's bf16 kernels use)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return False
+
+
+@dataclass(frozen=True)
+class DtypeChoice:
+    """A dtype and why: the setting, the hardware, or the two timings it was decided on."""
+
+    dtype: torch.dtype
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{dtype_name(self.dtype)} ({self.reason})"
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """The `--dtype` spelling of a torch dtype: torch.bfloat16 -> 'bfloat16'."""
+    return str(dtype).removeprefix("torch.")
+
+
+def choose_dtype(
+    name: str, device: torch.device, probe: Callable[[torch.dtype], object] | None = None
+) -> DtypeChoice:
+    """'auto' -> bfloat16 where it is fast, float16 on GPUs without bf16, else float32.
+
+    `probe(dtype)` runs one step of the program's work in `dtype`; on a CPU with native bf16 it
+    decides between the two (see the module docstring)."""
+    if name != "auto":
+        return DtypeChoice(DTYPES[name], "set")
+    if device.type == "cuda":
+        bf16 = torch.cuda.is_bf16_supported()
+        return DtypeChoice(torch.bfloat16 if bf16 else torch.float16, "auto: the GPU's 16-bit type")
+    if device.type != "cpu" or not native_bf16(device):
+        return DtypeChoice(torch.float32, "auto: no native bf16 here")
+    if probe is None:
+        fp32 = measure_matmul_peak(device, torch.float32, size=256, seconds=0.1)
+        bf16 = measure_matmul_peak(device, torch.bfloat16, size=256, seconds=0.1)
+        dtype = torch.bfloat16 if bf16 > 1.5 * fp32 else torch.float32
+        return DtypeChoice(dtype, f"auto: matmul bf16 {bf16 / 1e9:.0f} vs fp32 {fp32 / 1e9:.0f} "
+                                  "GFLOP/s")  # fmt: skip
+    return fastest_dtype(probe)
+
+
 def resolve_dtype(
     name: str, device: torch.device, probe: Callable[[torch.dtype], object] | None = None
 ) -> torch.dtype:
-    """'auto' -> bfloat16 where it is fast, float16 on GPUs without bf16, else float32.
-
-    `probe(dtype)` runs one step of the program's work in `dtype`; on a CPU with fast bf16
-    matmuls it decides between the two (see the module docstring)."""
-    if name != "auto":
-        return DTYPES[name]
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type != "cpu":
-        return torch.float32
-    fp32 = measure_matmul_peak(device, torch.float32, size=256, seconds=0.1)
-    bf16 = measure_matmul_peak(device, torch.bfloat16, size=256, seconds=0.1)
-    if bf16 <= fp32:  # emulated: no model gets faster
-        return torch.float32
-    if probe is None:
-        return torch.bfloat16 if bf16 > 1.5 * fp32 else torch.float32
-    return fastest_dtype(probe)
+    """The dtype of `choose_dtype`, for callers that need no reason."""
+    return choose_dtype(name, device, probe).dtype
 
 
 def fastest_dtype(
     probe: Callable[[torch.dtype], object],
-    repeats: int = 3,
+    rounds: int = PROBE_ROUNDS,
     clock: Callable[[], float] = time.perf_counter,
-) -> torch.dtype:
-    """bfloat16 if its best of `repeats` timed probe calls (after one warm-up call each) beats
-    float32's by BF16_MARGIN, else float32. The dtypes alternate so load hits both alike."""
-    best = {torch.float32: float("inf"), torch.bfloat16: float("inf")}
-    for dtype in best:
+) -> DtypeChoice:
+    """bfloat16 if the median over `rounds` interleaved rounds of t_fp32 / t_bf16 exceeds
+    BF16_MARGIN, else float32; the reason gives the median step time of each."""
+    seconds: dict[torch.dtype, list[float]] = {torch.float32: [], torch.bfloat16: []}
+    for dtype in seconds:
         probe(dtype)  # warm up: kernel selection, allocator
-    for _ in range(repeats):
-        for dtype in best:
+    for _ in range(rounds):
+        for dtype, times in seconds.items():
             start = clock()
             probe(dtype)
-            best[dtype] = min(best[dtype], clock() - start)
-    faster = best[torch.bfloat16] * BF16_MARGIN < best[torch.float32]
-    return torch.bfloat16 if faster else torch.float32
+            times.append(clock() - start)
+    ratio = statistics.median(a / b for a, b in zip(*seconds.values(), strict=True))
+    dtype = torch.bfloat16 if ratio > BF16_MARGIN else torch.float32
+    fp32, bf16 = (1e3 * statistics.median(t) for t in seconds.values())
+    reason = (f"auto: a step took {fp32:.1f} ms in float32, {bf16:.1f} ms in bfloat16; median of "
+              f"{rounds} interleaved rounds")  # fmt: skip
+    return DtypeChoice(dtype, reason)
 
 
 def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:

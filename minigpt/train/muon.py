@@ -21,8 +21,9 @@ lookups by token, and 1-D gains and biases are not matrices; those stay on AdamW
 
 Why not `torch.optim.Muon`: it runs Newton-Schulz in bf16 unconditionally, which on a CPU
 without native bf16 made a step of the default model 6x slower than AdamW's. Here the iteration
-runs in `ns_dtype` (bf16 on GPUs, fp32 on CPUs: see minigpt.train.optim) and matrices of one
-shape are orthogonalized together in one batched matmul chain instead of one at a time.
+runs in `ns_dtype` (bf16 on GPUs and on CPUs that train in native bf16, fp32 elsewhere: see
+minigpt.train.optim) and matrices of one shape are orthogonalized together in one batched matmul
+chain instead of one at a time.
 
 Under FSDP each parameter is a DTensor of which this rank holds some rows. Momentum, decay and the
 step run on those rows; the orthogonalization, which needs whole matrices, is dealt out over the

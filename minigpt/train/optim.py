@@ -24,6 +24,7 @@ import math
 import torch
 from torch import nn
 
+from minigpt.device import native_bf16
 from minigpt.train.muon import MuonAdamW
 
 
@@ -57,21 +58,30 @@ def make_adamw(
     )
 
 
+def newton_schulz_dtype(device: torch.device, dtype: torch.dtype) -> torch.dtype:
+    """The dtype of Muon's Newton-Schulz iteration: bf16 on GPUs (tensor cores) and on CPUs
+    that train in bf16 with native bf16 matmuls; fp32 elsewhere, where bf16 would be emulated.
+    The iteration only needs a direction (its own error is larger than bf16's rounding)."""
+    if device.type == "cuda":
+        return torch.bfloat16
+    return torch.bfloat16 if dtype == torch.bfloat16 and native_bf16(device) else torch.float32
+
+
 def make_optimizer(
     name: str,
     model: nn.Module,
     learning_rate: float,
     weight_decay: float,
     betas: tuple[float, float],
-    device_type: str,
+    device: torch.device,
+    dtype: torch.dtype = torch.float32,
 ) -> torch.optim.Optimizer | MuonAdamW:
     """'adamw' (`make_adamw`) or 'muon' (minigpt.train.muon.MuonAdamW: Muon for the hidden
-    matrices, AdamW for embeddings, head and gains). Muon's Newton-Schulz iteration runs in bf16
-    on GPUs (tensor cores) and in fp32 on CPUs, where bf16 is often emulated."""
+    matrices, AdamW for embeddings, head and gains) for a run that trains in `dtype`."""
     if name == "muon":
-        ns_dtype = torch.bfloat16 if device_type == "cuda" else torch.float32
+        ns_dtype = newton_schulz_dtype(device, dtype)
         return MuonAdamW(model, learning_rate, weight_decay, betas, ns_dtype=ns_dtype)
-    return make_adamw(model, learning_rate, weight_decay, betas, device_type)
+    return make_adamw(model, learning_rate, weight_decay, betas, device.type)
 
 
 def lr_at(

@@ -24,10 +24,11 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from minigpt.checkpoint import WEIGHTS_FILE, CheckpointError, atomic_write, load_model
@@ -43,7 +44,7 @@ from minigpt.data.objectives import (
 )
 from minigpt.data.prepare import ensure_dataset
 from minigpt.data.tokenizer import Tokenizer
-from minigpt.device import autocast, resolve_device, resolve_dtype
+from minigpt.device import autocast, dtype_name, resolve_device
 from minigpt.model.config import GPTConfig
 from minigpt.model.gpt import GPT
 from minigpt.model.loss import perplexity
@@ -65,7 +66,7 @@ from minigpt.train.interrupt import StopRequest
 from minigpt.train.metrics import MetricsLog
 from minigpt.train.optim import lr_at, make_optimizer, optimizer_step
 from minigpt.train.perf import device_peak_flops, flops_per_token, matmul_params, mfu
-from minigpt.train.precision import enable_tf32, grad_scaler, training_probe
+from minigpt.train.precision import enable_tf32, grad_scaler, training_dtype
 from minigpt.train.state import (
     check_out_dir,
     full_model,
@@ -120,9 +121,11 @@ class Trainer:
             )
         self.model.to(self.device)
         # 'auto' times this model's own step; rank 0 decides, so every rank computes alike
-        probe = training_probe(self.model, cfg.batch_size, cfg.block_size, self.device)
-        dtype = resolve_dtype(cfg.compute.dtype, self.device, probe if self.dist.is_main else None)
-        self.dtype = from_main(dtype, self.dist)
+        self.dtype_choice = training_dtype(self.cfg, self.model, self.build_optimizer, self.device,
+                                           decide=self.dist.is_main)  # fmt: skip
+        self.dtype = from_main(self.dtype_choice.dtype, self.dist)
+        # the saved settings name the dtype chosen, so a resumed run computes as this one did
+        self.cfg = replace(cfg, compute=replace(cfg.compute, dtype=dtype_name(self.dtype)))
         self.sharded = self.dist.enabled and cfg.strategy == "fsdp"
         fp16 = self.dtype == torch.float16
         require(not (self.sharded and fp16), "--strategy=fsdp runs fp32 or bf16: --dtype=bfloat16")
@@ -131,10 +134,7 @@ class Trainer:
         on_main(lambda: check_out_dir(self.out_dir, checkpoint_bytes), self.device, self.dist)
         if self.sharded:
             shard(self.model, self.device, self.dtype)  # before the optimizer: it holds shards
-        self.optimizer = make_optimizer(
-            cfg.optimizer, self.model, cfg.learning_rate, cfg.weight_decay, (cfg.beta1, cfg.beta2),
-            self.device.type,
-        )  # fmt: skip
+        self.optimizer = self.build_optimizer(self.model, self.dtype)
         self.scaler = grad_scaler(self.device, self.dtype)
         self.sampler = self._sampler("train", cfg.seed)
         torch.manual_seed(cfg.seed + self.dist.rank)  # each rank its own dropout masks
@@ -152,6 +152,12 @@ class Trainer:
             self.runner = replicate(self.runner, self.device)
 
     # ---- construction -------------------------------------------------------------------------
+
+    def build_optimizer(self, model: nn.Module, dtype: torch.dtype) -> torch.optim.Optimizer:
+        """The run's optimizer over `model` when it trains in `dtype` (the dtype probe's too)."""
+        c = self.cfg
+        return make_optimizer(c.optimizer, model, c.learning_rate, c.weight_decay,
+                              (c.beta1, c.beta2), self.device, dtype)  # fmt: skip
 
     def _micro_batches_per_rank(self) -> int:
         total, world = self.cfg.gradient_accumulation_steps, self.dist.world_size

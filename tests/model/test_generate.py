@@ -23,6 +23,14 @@ def _model(variant: str, **overrides) -> minigpt.GPT:
     return model
 
 
+def assert_rounding_only(actual: torch.Tensor, expected: torch.Tensor) -> None:
+    """The two differ by fp32 rounding alone: another summation order (a cache, or AVX2 against
+    AVX-512 kernels) moves logits by about 1e-5 of their scale (measured up to 7e-6), while a
+    wrong mask or position moves them by whole units."""
+    scale = expected.abs().max().item()
+    assert (actual - expected).abs().max().item() < 3e-5 * scale
+
+
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_cached_and_uncached_greedy_tokens_match_past_block_size(variant):
     model = _model(variant)
@@ -44,7 +52,7 @@ def test_cached_logits_equal_full_forward(variant):
         cache = model.new_cache()
         steps = [model(idx[:, :6], cache=cache).logits]
         steps += [model(idx[:, t : t + 1], cache=cache).logits for t in range(6, 16)]
-    assert (torch.cat(steps, dim=1) - full).abs().max().item() < 1e-4
+    assert_rounding_only(torch.cat(steps, dim=1), full)
 
 
 def test_sampling_is_reproducible_with_a_generator():
@@ -136,7 +144,7 @@ def test_static_cache_logits_equal_full_forward(case, impl):
         cache = StaticKVCache(model.config.n_layer, 20, "cpu")
         steps = [model(idx[:, :6], cache=cache).logits]
         steps += [model(idx[:, t : t + 1], cache=cache).logits for t in range(6, 16)]
-    assert (torch.cat(steps, dim=1) - full).abs().max().item() < 1e-4
+    assert_rounding_only(torch.cat(steps, dim=1), full)
     assert cache.length.item() == 16
 
 
@@ -167,7 +175,7 @@ def test_static_cache_with_prefixes_equals_the_growing_one(variant):
         for t in range(4, 12):
             growing.append(model(idx[:, t : t + 1], cache=caches[0]).logits)
             static.append(model(idx[:, t : t + 1], cache=caches[1]).logits)
-    assert (torch.cat(static, 1) - torch.cat(growing, 1)).abs().max().item() < 1e-4
+    assert_rounding_only(torch.cat(static, 1), torch.cat(growing, 1))
 
 
 def _prompt_and_tokens(model, compile: bool, batch: int = 2, **sampling):
