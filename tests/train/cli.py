@@ -28,8 +28,9 @@ def tiny_flags(out_dir: Path, data_dir: Path, **overrides) -> list[str]:
 
 
 def environment() -> dict[str, str]:
-    """This checkout first on the path, one thread per process (tiny models, shared cores)."""
-    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    """This checkout first on the path; threads as a user's process gets them (torchrun gives
+    each rank one unless OMP_NUM_THREADS says otherwise)."""
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
 def free_port() -> int:

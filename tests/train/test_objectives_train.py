@@ -3,7 +3,6 @@ and bench/objectives.py --quick end to end."""
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ from minigpt.finetune.run import run
 from minigpt.settings import ConfigError, to_flags
 from minigpt.train.metrics import read_metrics
 from minigpt.train.trainer import Trainer
+from tests.tiny_models import THREADED_SHAPE
 from tests.train.fixtures import tiny_train_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,17 +62,18 @@ def test_perplexity_is_logged_only_where_the_loss_is_a_language_models(objective
 
 
 @pytest.mark.parametrize("objective", ["prefix_lm", "span", "mlm"])
-def test_resume_is_exact_for_every_objective(objective, tmp_path, data_dir):
+def test_resume_is_exact_for_every_objective(objective, tmp_path, data_dir, default_threads):
     """Their batches draw masks, splits and spans: resume must redraw exactly the same ones."""
-    common = dict(objective=objective, dropout=0.1, log_interval=2, eval_interval=5)
+    common = dict(objective=objective, dropout=0.1, log_interval=2, eval_interval=5,
+                  **THREADED_SHAPE)  # fmt: skip
     Trainer(tiny_train_config(tmp_path / "a", data_dir, **common)).train()
     Trainer(tiny_train_config(tmp_path / "b", data_dir, **common, max_iters=10)).train()
     Trainer(tiny_train_config(tmp_path / "b", data_dir, **common, init_from="resume")).train()
     assert _losses(tmp_path / "a") == _losses(tmp_path / "b")
 
 
-def test_train_py_resumes_an_mlm_run_exactly_in_a_subprocess(tmp_path, data_dir):
-    flags = to_flags(tiny_train_config(tmp_path / "x", data_dir))
+def test_train_py_resumes_an_mlm_run_exactly_in_a_subprocess(tmp_path, data_dir, default_threads):
+    flags = to_flags(tiny_train_config(tmp_path / "x", data_dir, **THREADED_SHAPE))
     flags += ["--objective=mlm", "--log_interval=2", "--eval_interval=5"]
     assert train.main([*flags, f"--out_dir={tmp_path / 'a'}"]) == 0
     assert train.main([*flags, f"--out_dir={tmp_path / 'b'}", "--max_iters=10"]) == 0
@@ -80,7 +81,6 @@ def test_train_py_resumes_an_mlm_run_exactly_in_a_subprocess(tmp_path, data_dir)
         [sys.executable, "train.py", "--init_from=resume", f"--out_dir={tmp_path / 'b'}",
          "--max_iters=20"],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},  # as this process: the same float sums
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "mlm train loss" in done.stdout and "ppl" not in done.stdout

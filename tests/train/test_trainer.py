@@ -15,6 +15,7 @@ from minigpt.train.metrics import read_metrics
 from minigpt.train.optim import lr_at, param_groups
 from minigpt.train.state import STATE_FILE, load_train_state
 from minigpt.train.trainer import Trainer, TrainingDiverged
+from tests.tiny_models import THREADED_SHAPE
 from tests.train.fixtures import tiny_train_config
 
 pytestmark = pytest.mark.usefixtures("module_one_thread")
@@ -78,11 +79,12 @@ def test_loss_falls_and_checkpoint_round_trips(tmp_path, data_dir):
 
 
 @pytest.mark.parametrize("optimizer", ["adamw", "muon"])
-def test_resume_is_exact(tmp_path, data_dir, optimizer):
+def test_resume_is_exact(tmp_path, data_dir, optimizer, default_threads):
     """2N steps straight == N steps, stop, resume for N more: same loss at every logged step
-    (fp32 on CPU, dropout on, so the RNG and sampler states must be restored too)."""
+    (fp32 on CPU, dropout on, so the RNG and sampler states must be restored too), with the
+    default threads on a model whose ops they split."""
     common = dict(dropout=0.2, max_iters=20, lr_decay_iters=20, log_interval=2, eval_interval=5,
-                  optimizer=optimizer)  # fmt: skip
+                  optimizer=optimizer, **THREADED_SHAPE)  # fmt: skip
     straight = tiny_train_config(tmp_path / "a", data_dir, **common)
     Trainer(straight).train()
     first = tiny_train_config(tmp_path / "b", data_dir, **{**common, "max_iters": 10})
