@@ -45,7 +45,7 @@ from minigpt.data.tokenizer import Tokenizer
 from minigpt.device import DeviceConfig
 from minigpt.finetune.classifier import GPTClassifier
 from minigpt.finetune.config import FinetuneConfig
-from minigpt.finetune.run import cpu_threads, run
+from minigpt.finetune.run import run
 from minigpt.model.config import GPTConfig
 from minigpt.paths import dataset_dir
 from minigpt.train.config import TrainConfig
@@ -197,7 +197,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny model and budget (< 3 min)")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per row (3; quick: 1)")
     parser.add_argument("--out_dir", default="out-bench-objectives")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: auto)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     parser.add_argument("--max_iters", type=int, help="pre-training steps (another budget)")
     parser.add_argument("--epochs", type=int, help="fine-tuning epochs")
     parser.add_argument("--finetune_texts", type=int, help="train-split texts to fine-tune on")
@@ -206,7 +206,8 @@ def main() -> None:
         help=f"comma-separated rows to run: objectives and/or {BASELINE!r} (no pre-training)",
     )  # fmt: skip
     args = parser.parse_args()
-    torch.set_num_threads(cpu_threads(args.threads))  # 1 when the cores are busy
+    if args.threads:
+        torch.set_num_threads(args.threads)
     settings = dict(QUICK if args.quick else FULL)
     for key in ("max_iters", "epochs", "finetune_texts"):
         if getattr(args, key) is not None:

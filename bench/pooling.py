@@ -29,7 +29,6 @@ import torch
 from common import mean_sd
 
 from minigpt.finetune.classifier import GPTClassifier
-from minigpt.finetune.run import cpu_threads
 
 
 class FirstTokenClassifier(GPTClassifier):
@@ -50,7 +49,6 @@ def main() -> None:
     parser.add_argument("--out_dir", default="out-bench-pooling")
     parser.add_argument("--finetune_texts", type=int, default=objectives.FULL["finetune_texts"])
     args = parser.parse_args()
-    torch.set_num_threads(cpu_threads(None))
     settings = {**objectives.FULL, "block_size": objectives.FULL["block_size"] - 1,
                 "finetune_texts": args.finetune_texts}  # fmt: skip
     results: dict[str, dict[str, list[float]]] = {}

@@ -96,7 +96,7 @@ class FinetuneConfig:
         DeviceConfig(dtype="float32"), "where it fine-tunes and in which precision"
     )
     threads: int | None = setting(
-        None, "CPU threads for torch; none = 1 when other processes already load every core"
+        None, "CPU threads for torch; none = torch's default (one per core), whatever the load"
     )
     eval_batch_size: int = setting(64, "examples per evaluation batch")
     progress: bool = setting(True, "show progress bars")

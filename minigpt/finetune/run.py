@@ -9,7 +9,6 @@ report       metrics.json, confusion.png and learning_curves.png (minigpt.finetu
 
 from __future__ import annotations
 
-import os
 import shlex
 import time
 from pathlib import Path
@@ -77,16 +76,6 @@ def prepare_data(cfg: FinetuneConfig, tokenizer: Tokenizer, block_size: int) -> 
     return splits
 
 
-def cpu_threads(requested: int | None) -> int:
-    """`requested`, else torch's default, or 1 thread when other processes already keep every
-    core busy: a classifier's matmuls are small, and two OpenMP threads that must meet at every
-    op's barrier lose their time slices to the other processes (measured here: 12x slower)."""
-    if requested:
-        return requested
-    busy = os.getloadavg()[0] >= (os.cpu_count() or 1)
-    return 1 if busy else torch.get_num_threads()
-
-
 def run(
     cfg: FinetuneConfig, classifier_class: type[GPTClassifier] = GPTClassifier
 ) -> dict[str, Any]:
@@ -96,8 +85,9 @@ def run(
     base_dir = base_model(cfg)
     device = resolve_device(cfg.compute.device)
     if device.type == "cpu":
-        torch.set_num_threads(cpu_threads(cfg.threads))
-        print(f"{torch.get_num_threads()} CPU threads (load average {os.getloadavg()[0]:.1f})")
+        if cfg.threads:  # else torch's default whatever the load: threads change float sums
+            torch.set_num_threads(cfg.threads)
+        print(f"{torch.get_num_threads()} CPU threads")
     dtype = resolve_dtype(cfg.compute.dtype, device)
     gpt, tokenizer = load_model(base_dir, dropout=cfg.dropout)
     splits = prepare_data(cfg, tokenizer, gpt.config.block_size)
