@@ -118,7 +118,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--auto_trials", type=int, default=3)
     args = parser.parse_args()
-    ensure_dataset(dataset_dir("shakespeare_char"))
+    with contextlib.redirect_stdout(sys.stderr):  # stdout carries the JSON alone
+        ensure_dataset(dataset_dir("shakespeare_char"))
     report = {"command": "python bench/bf16.py " + " ".join(sys.argv[1:]), "host": host(),
               "native_bf16": native_bf16(torch.device("cpu")), "configs": {}}  # fmt: skip
     for name in args.configs.split(","):
