@@ -1,0 +1,45 @@
+"""bench/label_curve.py: every system sees the same seeded subset of the train split, fewer labels
+get more epochs, and `--quick` runs all five systems end to end in under 5 minutes."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.benches import load_bench
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.bench
+
+
+def test_subsets_are_seeded_draws_and_the_whole_split_covers_every_budget(tmp_path):
+    curve = load_bench("label_curve")
+    a = curve.subset(50, 1, tmp_path).read_text().splitlines()
+    assert a == curve.subset(50, 1, tmp_path).read_text().splitlines()  # a system's rerun
+    assert len(a) == len(set(a)) == 50
+    assert a != curve.subset(50, 2, tmp_path).read_text().splitlines()
+    train = (curve.REVIEWS / "train.jsonl").read_text().splitlines()
+    assert set(a) <= set(train)
+    assert curve.subset(len(train), 1, tmp_path) == curve.REVIEWS / "train.jsonl"
+    steps = [n * curve.epochs_for(n, 10) / curve.BATCH for n in (1000, 3000)]
+    assert min(steps) >= curve.MIN_STEPS  # more epochs for fewer labels, up to the cap
+    assert [curve.epochs_for(n, 10) for n in (100, 300, 8480)] == [10, 10, curve.EPOCHS]
+
+
+def test_label_curve_quick_runs_all_five_systems_in_under_5_minutes(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "bench/label_curve.py", "--quick", "--json", f"--out_dir={tmp_path}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    cells = {(row["budget"], row["system"]) for row in report["rows"]}
+    assert cells == {(n, s) for n in (100, 300) for s in load_bench("label_curve").SYSTEMS}
+    for row in report["rows"]:
+        for metric in ("test_accuracy", "test_macro_f1"):
+            assert 0.0 <= row[metric]["mean"] <= 1.0 and len(row[metric]["runs"]) == 1
+    assert report["command"].endswith("--quick --json --out_dir=" + str(tmp_path))
+    assert (tmp_path / "label_curve.png").stat().st_size > 0
