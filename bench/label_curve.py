@@ -2,7 +2,8 @@
 pre-trained base (head swap and prompt), the same model from random weights, and TF-IDF.
 
     python bench/label_curve.py [--budgets=100,300,1000,3000,8480] [--seeds=3] [--json]
-                                [--quick] [--out_dir=out-bench-label-curve]
+                                [--quick] [--set="--class_weight=balanced ..."]
+                                [--out_dir=out-bench-label-curve]
 
 1. One base: finetune.py's default pre-training (a masked LM over gpt2:4096,
    config/movie_reviews_mlm.toml), reused from --pretrain_out when it is there. `--quick`
@@ -16,7 +17,8 @@ pre-trained base (head swap and prompt), the same model from random weights, and
        tfidf           TF-IDF + logistic regression, C on val macro-F1 (bench/baselines.py)
        tfidf_balanced  the same with class_weight="balanced"
    Fewer labels get more epochs, so that every run takes at least MIN_STEPS optimizer steps:
-   epochs = clamp(ceil(MIN_STEPS * batch_size / n), EPOCHS, MAX_EPOCHS).
+   epochs = clamp(ceil(MIN_STEPS * batch_size / n), EPOCHS, MAX_EPOCHS). `--set` adds
+   finetune.py flags to the three fine-tuned systems (a lever; give it its own --out_dir).
 3. Each run's result is kept in out_dir/runs/<n>-<system>-<s>.json and reused, so an interrupted
    curve continues and budgets run as separate commands can be put together by a last one.
 
@@ -50,7 +52,7 @@ from minigpt.settings import parse_settings
 REVIEWS = dataset_dir("movie_reviews")
 SYSTEMS = ("pretrained", "prompt", "scratch", "tfidf", "tfidf_balanced")
 FIRST_SEED = 1337
-EPOCHS, MAX_EPOCHS, MIN_STEPS, BATCH = 3, 10, 100, 32
+EPOCHS, MAX_EPOCHS, MIN_STEPS, BATCH = 3, 32, 100, 32
 # --quick: a 1-layer, 32-wide masked LM pre-trained for 30 steps
 QUICK_PRETRAIN = (
     "--n_layer=1 --n_head=2 --n_embd=32 --batch_size=8 --max_iters=30 --lr_decay_iters=30"
@@ -82,7 +84,9 @@ def fine_tune(base: Path, train: Path, out_dir: Path, seed: int, flags: list[str
     return {"test_accuracy": test["accuracy"], "test_macro_f1": test["macro_f1"]}
 
 
-def run_system(system: str, n: int, seed: int, base: Path, out_dir: Path, max_epochs: int) -> dict:
+def run_system(
+    system: str, n: int, seed: int, base: Path, out_dir: Path, max_epochs: int, extra: list[str]
+) -> dict:
     """One (system, budget, seed) run, from out_dir/runs when it was done before."""
     record = out_dir / "runs" / f"{n}-{system}-{seed}.json"
     if record.is_file():
@@ -92,7 +96,7 @@ def run_system(system: str, n: int, seed: int, base: Path, out_dir: Path, max_ep
         splits = [read_split(p) for p in (train, REVIEWS / "val.jsonl", REVIEWS / "test.jsonl")]
         result = tfidf_logreg(*splits, "balanced" if system == "tfidf_balanced" else None)
     else:
-        flags = [f"--epochs={epochs_for(n, max_epochs)}"]
+        flags = [f"--epochs={epochs_for(n, max_epochs)}", *extra]
         flags += ["--readout=prompt"] if system == "prompt" else []
         if system == "scratch":
             base = random_twin(base, out_dir / "scratch-bases" / str(seed), seed)
@@ -152,10 +156,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="seeds per point (quick: 1)")
     parser.add_argument("--json", action="store_true", help="print the JSON report")
     parser.add_argument("--quick", action="store_true", help="tiny base, budgets 100 and 300")
+    parser.add_argument("--set", default="", help="extra finetune.py flags (fine-tuned systems)")
     parser.add_argument("--pretrain_out", default=FinetuneConfig.pretrain_out)
     parser.add_argument("--out_dir", default="out-bench-label-curve")
     args = parser.parse_args()
-    out = Path(args.out_dir)
+    out, extra = Path(args.out_dir), shlex.split(args.set)
     budgets = [100, 300] if args.quick else [int(n) for n in args.budgets.split(",")]
     seeds = [FIRST_SEED + i for i in range(1 if args.quick else args.seeds)]
     pretrain = [f"--pretrain_out={out / 'quick-base' if args.quick else args.pretrain_out}"]
@@ -167,7 +172,7 @@ def main() -> None:
         rows = []
         for n in budgets:
             for system in SYSTEMS:
-                runs = [run_system(system, n, s, base, out, max_epochs) for s in seeds]
+                runs = [run_system(system, n, s, base, out, max_epochs, extra) for s in seeds]
                 rows.append({"budget": n, "system": system, **summary(runs)})
     report = {
         "rows": rows,

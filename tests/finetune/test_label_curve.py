@@ -24,9 +24,9 @@ def test_subsets_are_seeded_draws_and_the_whole_split_covers_every_budget(tmp_pa
     train = (curve.REVIEWS / "train.jsonl").read_text().splitlines()
     assert set(a) <= set(train)
     assert curve.subset(len(train), 1, tmp_path) == curve.REVIEWS / "train.jsonl"
-    steps = [n * curve.epochs_for(n, 10) / curve.BATCH for n in (1000, 3000)]
-    assert min(steps) >= curve.MIN_STEPS  # more epochs for fewer labels, up to the cap
-    assert [curve.epochs_for(n, 10) for n in (100, 300, 8480)] == [10, 10, curve.EPOCHS]
+    epochs = [curve.epochs_for(n, curve.MAX_EPOCHS) for n in (100, 300, 1000, 3000, 8480)]
+    assert epochs == [32, 11, 4, 3, 3]  # more epochs for fewer labels: >= MIN_STEPS steps each
+    assert curve.epochs_for(100, 2) == 2  # --quick's cap
 
 
 def test_label_curve_quick_runs_all_five_systems_in_under_5_minutes(tmp_path):
