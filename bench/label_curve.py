@@ -2,7 +2,7 @@
 pre-trained base (head swap and prompt), the same model from random weights, and TF-IDF.
 
     python bench/label_curve.py [--budgets=100,300,1000,3000,8480] [--seeds=3] [--json]
-                                [--quick] [--set="--class_weight=balanced ..."]
+                                [--quick] [--ensemble] [--set="--class_weight=balanced ..."]
                                 [--out_dir=out-bench-label-curve]
 
 1. One base: finetune.py's default pre-training (a masked LM over gpt2:4096,
@@ -19,6 +19,8 @@ pre-trained base (head swap and prompt), the same model from random weights, and
    Fewer labels get more epochs, so that every run takes at least MIN_STEPS optimizer steps:
    epochs = clamp(ceil(MIN_STEPS * batch_size / n), EPOCHS, MAX_EPOCHS). `--set` adds
    finetune.py flags to the three fine-tuned systems (a lever; give it its own --out_dir).
+   `--ensemble` adds a row per fine-tuned system and budget that averages the test logits of its
+   seeds' classifiers, z = (1/S) sum_s z_s (one classifier's worth of labels, S times the compute).
 3. Each run's result is kept in out_dir/runs/<n>-<system>-<s>.json and reused, so an interrupted
    curve continues and budgets run as separate commands can be put together by a last one.
 
@@ -41,16 +43,21 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
 from baselines import read_split, tfidf_logreg
 from common import host, markdown_table, mean_sd, pm, random_twin
 
+from minigpt.data import LabelledTextDataset
+from minigpt.finetune.classifier import load_classifier
 from minigpt.finetune.config import FinetuneConfig
+from minigpt.finetune.metrics import classification_report
 from minigpt.finetune.run import base_model, run
 from minigpt.paths import dataset_dir
 from minigpt.settings import parse_settings
 
 REVIEWS = dataset_dir("movie_reviews")
 SYSTEMS = ("pretrained", "prompt", "scratch", "tfidf", "tfidf_balanced")
+FINE_TUNED = SYSTEMS[:3]
 FIRST_SEED = 1337
 EPOCHS, MAX_EPOCHS, MIN_STEPS, BATCH = 3, 32, 100, 32
 # --quick: a 1-layer, 32-wide masked LM pre-trained for 30 steps
@@ -108,6 +115,31 @@ def run_system(
     return result
 
 
+@torch.no_grad()
+def test_logits(classifier_dir: Path) -> tuple[torch.Tensor, list[int]]:
+    """(N, K) test-split logits of a saved classifier, and the true class indices."""
+    model, tokenizer = load_classifier(classifier_dir)
+    model.eval()
+    test = LabelledTextDataset(
+        REVIEWS / "test.jsonl", tokenizer, label_column="label5", labels=model.labels,
+        max_len=model.gpt.config.block_size,
+    )  # fmt: skip
+    batches = torch.utils.data.DataLoader(test, 64, collate_fn=test.collate)
+    logits = torch.cat([model(b.input_ids, b.lengths).logits for b in batches])
+    return logits, [label for _, label in test]
+
+
+def seed_ensemble(system: str, n: int, seeds: list[int], out_dir: Path) -> dict[str, Any]:
+    """Test scores of the mean logits of `system`'s classifiers over `seeds` at budget n."""
+    runs = [test_logits(out_dir / "classifiers" / f"{n}-{system}-{s}") for s in seeds]
+    mean = torch.stack([logits for logits, _ in runs]).mean(0)  # (N, K)
+    labels = [str(k) for k in range(mean.size(1))]
+    report = classification_report(runs[0][1], mean.argmax(-1).tolist(), labels)
+    return {"budget": n, "system": f"{system}, mean logits of {len(seeds)} seeds",
+            **summary([{"test_accuracy": report["accuracy"],
+                        "test_macro_f1": report["macro_f1"]}])}  # fmt: skip
+
+
 def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean and SD (n - 1) over the seeds of test accuracy and macro-F1."""
     return {key: mean_sd(r[key] for r in runs) for key in ("test_accuracy", "test_macro_f1")}
@@ -141,13 +173,14 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 def markdown(rows: list[dict[str, Any]]) -> str:
     """Budgets down, systems across: 'macro-F1 mean ± SD (accuracy mean)'."""
     budgets = sorted({r["budget"] for r in rows})
+    systems = list(dict.fromkeys(r["system"] for r in rows))
     cell = {(r["budget"], r["system"]): r for r in rows}
 
     def text(r: dict[str, Any]) -> str:
         return f"{pm(r['test_macro_f1'])} ({r['test_accuracy']['mean']:.3f})"
 
-    table = [(f"{n:,}", *(text(cell[n, s]) for s in SYSTEMS)) for n in budgets]
-    return markdown_table(("labels", *SYSTEMS), table, "r")
+    table = [(f"{n:,}", *(text(cell[n, s]) for s in systems)) for n in budgets]
+    return markdown_table(("labels", *systems), table, "r")
 
 
 def main() -> None:
@@ -156,6 +189,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="seeds per point (quick: 1)")
     parser.add_argument("--json", action="store_true", help="print the JSON report")
     parser.add_argument("--quick", action="store_true", help="tiny base, budgets 100 and 300")
+    parser.add_argument("--ensemble", action="store_true", help="rows of seed-averaged logits")
     parser.add_argument("--set", default="", help="extra finetune.py flags (fine-tuned systems)")
     parser.add_argument("--pretrain_out", default=FinetuneConfig.pretrain_out)
     parser.add_argument("--out_dir", default="out-bench-label-curve")
@@ -174,6 +208,8 @@ def main() -> None:
             for system in SYSTEMS:
                 runs = [run_system(system, n, s, base, out, max_epochs, extra) for s in seeds]
                 rows.append({"budget": n, "system": system, **summary(runs)})
+        if args.ensemble:
+            rows += [seed_ensemble(s, n, seeds, out) for n in budgets for s in FINE_TUNED]
     report = {
         "rows": rows,
         "host": host(),
