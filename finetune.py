@@ -4,10 +4,12 @@
     python finetune.py predict --out_dir=DIR --text "..."           (or --file=texts.txt)
 
 With no arguments it classifies movie_reviews snippets into 5 rating levels (preparing the data
-if needed). With no `--init_from` it first pre-trains (or reuses) a small in-domain GPT with the
-recipe config/movie_reviews_lm.toml, on the review texts plus the archive's unlabelled
-snippets. `--method` picks what trains (head, top, full, lora, adalora, adapter,
-prefix; minigpt.finetune.peft).
+if needed) with the best recipe measured: with no `--init_from` it first pre-trains (or reuses) a
+BERT-style masked LM over GPT-2 BPE cut to 4,096 ids (config/movie_reviews_mlm.toml, on the review
+texts plus the archive's unlabelled snippets), then fine-tunes it whole with mean pooling, keeping
+the epoch with the best val macro-F1. `--method` picks what trains (head, top, full, lora,
+adalora, adapter, prefix; minigpt.finetune.peft); `--readout=prompt` scores each class by its
+label word in `--template` through the LM head instead of a new head (minigpt.finetune.prompt).
 The run reports validation loss/accuracy/macro-F1 every epoch, then test loss, accuracy, macro-F1,
 per-class precision/recall and the confusion matrix next to two baselines (the majority class,
 and the untrained head), and writes them to out_dir/metrics.json, with confusion.png and

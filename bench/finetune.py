@@ -4,7 +4,7 @@
                              [--inits=pretrained,scratch] [--set="--class_weight=balanced ..."]
                              [--markdown] [--out_dir=out-bench-finetune]
 
-The pre-trained base is finetune.py's own (`--pretrain_out`, default out-finetune-lm): reused if
+The pre-trained base is finetune.py's own (`--pretrain_out`, default out-finetune-mlm): reused if
 it exists, else pre-trained first (that time is reported apart). The scratch base is
 the same architecture with fresh random weights. Every (base, method, seed) runs finetune.py's
 `run` with its defaults plus `--set`; each row reports the mean and SD over the seeds of test

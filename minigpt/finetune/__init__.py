@@ -5,6 +5,7 @@ run.py         one run: the base model (pre-trained here if none is given), data
 report.py      metrics.json, the printed summary and the plots of a run
 predict.py     classify texts with a saved classifier (finetune.py predict)
 classifier.py  GPTClassifier (head swap; last-token or mean pooling) and its checkpoint format
+prompt.py      prompt readout (PET / LM-BFF): label words in a template, scored by the LM head
 peft.py        head / top / full / LoRA / AdaLoRA / adapters / prefix tuning, wrapped in place
 lora.py        LoRALinear: W' = W + (alpha / r) B A on slices of a Linear; merging
 adalora.py     AdaLoRA: P diag(lambda) Q updates and the rank allocator the loop calls each step

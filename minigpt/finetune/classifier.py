@@ -22,6 +22,10 @@ head that is kept alongside:
 
     L3 = L2 + lambda * L1,     L1 = -sum_i log P(x_{i+1} | x_1..x_i)     (lambda = 0.5 in GPT-1)
 
+Prompt-based fine-tuning swaps nothing: with a `Prompt` (minigpt.finetune.prompt) each text is
+wrapped in a template and class c is scored by its label word at the template's slot, through the
+GPT's own LM head, s_c = z[t_mask, v_c]; the loss is the same L2.
+
 Batches are right-padded: row b holds its tokens at [0, lengths[b]). Causal attention already
 stops every real token from seeing the padding after it, so no padding mask is needed and the
 fused SDPA kernel stays on its `is_causal` path; the pad positions compute values nobody reads.
@@ -54,6 +58,7 @@ from minigpt.checkpoint import (
 from minigpt.data import collate
 from minigpt.data.tokenizer import Tokenizer
 from minigpt.finetune.peft import MethodConfig, apply_method, merged_copy
+from minigpt.finetune.prompt import Prompt, PromptReadout
 from minigpt.model.gpt import GPT
 from minigpt.model.loss import IGNORE_INDEX, lm_loss
 
@@ -72,7 +77,8 @@ class ClassifierOutput(NamedTuple):
 
 
 class GPTClassifier(nn.Module):
-    """A GPT whose LM head is replaced (for classification) by Linear(n_embd, num_labels).
+    """A GPT whose LM head is replaced (for classification) by Linear(n_embd, num_labels), or,
+    given a `prompt`, kept and read at the label words in the prompt's slot (no new head).
 
     `labels` are the label values as they appear in the data, in class-index order;
     `label_names` are what to print for them (default: the values themselves). `method` says
@@ -89,6 +95,7 @@ class GPTClassifier(nn.Module):
         method: MethodConfig | None = None,
         base_dir: str | Path | None = None,
         pooling: str = "auto",
+        prompt: Prompt | None = None,
     ) -> None:
         super().__init__()
         if pooling not in POOLINGS:
@@ -106,10 +113,21 @@ class GPTClassifier(nn.Module):
         self.gpt = gpt
         self.labels = tuple(map(str, labels))
         self.label_names = tuple(label_names) if label_names is not None else self.labels
+        if prompt is not None and len(prompt.label_ids) != len(labels):
+            raise ValueError(
+                f"{len(prompt.label_ids)} label words {list(prompt.label_words)} for"
+                f" {len(labels)} labels {list(self.labels)}: give one word per label, in order"
+            )
+        self.prompt = None if prompt is None else PromptReadout(prompt, gpt.config)
+        self.head = None if prompt is not None else self._new_head(gpt, len(labels))
+
+    @staticmethod
+    def _new_head(gpt: GPT, num_labels: int) -> nn.Linear:
         like = gpt.ln_f.weight
-        self.head = nn.Linear(gpt.config.n_embd, len(labels), device=like.device, dtype=like.dtype)
-        nn.init.normal_(self.head.weight, std=0.02)  # the GPT's own init scale
-        nn.init.zeros_(self.head.bias)
+        head = nn.Linear(gpt.config.n_embd, num_labels, device=like.device, dtype=like.dtype)
+        nn.init.normal_(head.weight, std=0.02)  # the GPT's own init scale
+        nn.init.zeros_(head.bias)
+        return head
 
     @classmethod
     def from_pretrained(
@@ -148,8 +166,13 @@ class GPTClassifier(nn.Module):
         indices -> ClassifierOutput with logits (B, K). `class_weight` (K,) weighs L2 per class."""
         _check_lengths(lengths, input_ids.size(1))
         lengths = lengths.to(input_ids.device)
+        if self.prompt is not None:
+            input_ids, lengths = self.prompt.wrap(input_ids, lengths)  # text in the template
         h = self.hidden_states(input_ids, lengths)  # (B, T, C)
-        logits = self.head(self.pool(h, lengths))  # (B, K)
+        if self.prompt is not None:
+            logits = self.prompt.scores(self.gpt.lm_head, h, lengths)  # (B, K) at the slot
+        else:
+            logits = self.head(self.pool(h, lengths))  # (B, K)
         if labels is None:
             return ClassifierOutput(logits, None, None)
         weight = None if class_weight is None else class_weight.to(logits.device)
@@ -179,7 +202,7 @@ class GPTClassifier(nn.Module):
         """Class probabilities (N, K) for raw texts, truncated to the model's block_size."""
         batch_ids = [encode_text(tokenizer, t, self.gpt.config.block_size) for t in texts]
         pad = tokenizer.eot_id if tokenizer.eot_id is not None else 0
-        device = self.head.weight.device
+        device = self.gpt.ln_f.weight.device
         was_training = self.training
         self.eval()
         probs = []
@@ -275,8 +298,7 @@ def export_merged(
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     merged_copy(classifier.gpt).save_pretrained(path)
-    head = {f"head.{k}": v for k, v in classifier.head.state_dict().items()}
-    write_tensors(path / TENSORS_FILE, head)
+    write_tensors(path / TENSORS_FILE, _outside_gpt(classifier))
     meta = _meta(classifier, asdict(MethodConfig(method="full")))
     write_json(path / CLASSIFIER_FILE, {**meta, "merged_from": method.method})
     if tokenizer is not None:
@@ -321,7 +343,8 @@ def load_classifier(
     if tokenizer is not None:
         check_vocab(gpt, tokenizer, str(path))
     pooling = meta.get("pooling", "last")
-    classifier = GPTClassifier(gpt, labels, meta["label_names"], method, gpt_dir, pooling)
+    prompt = _prompt_from_meta(meta.get("prompt"))
+    classifier = GPTClassifier(gpt, labels, meta["label_names"], method, gpt_dir, pooling, prompt)
     _load_tensors(classifier, path / TENSORS_FILE)
     return classifier.to(device), tokenizer
 
@@ -331,7 +354,19 @@ def _saved_tensors(classifier: GPTClassifier) -> dict[str, torch.Tensor]:
     everything outside the GPT (the head), since the GPT is saved whole beside it."""
     if classifier.method.frozen_base:
         return {n: p for n, p in classifier.named_parameters() if p.requires_grad}
+    return _outside_gpt(classifier)
+
+
+def _outside_gpt(classifier: GPTClassifier) -> dict[str, torch.Tensor]:
+    """The tensors that are not the GPT's: the linear head (none for a prompt classifier)."""
     return {n: p for n, p in classifier.named_parameters() if not n.startswith("gpt.")}
+
+
+def _prompt_from_meta(saved: dict[str, Any] | None) -> Prompt | None:
+    """The Prompt that classifier.json stores (lists back to tuples), or None."""
+    if saved is None:
+        return None
+    return Prompt(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()})
 
 
 def _meta(classifier: GPTClassifier, method: dict[str, Any]) -> dict[str, Any]:
@@ -343,6 +378,7 @@ def _meta(classifier: GPTClassifier, method: dict[str, Any]) -> dict[str, Any]:
         "method": method,
         "base": classifier.base_dir if frozen else None,
         "pooling": classifier.pooling,
+        "prompt": None if classifier.prompt is None else asdict(classifier.prompt.prompt),
     }
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from minigpt.device import DeviceConfig
 from minigpt.finetune.peft import MethodConfig
+from minigpt.finetune.prompt import LABEL_WORDS, TEMPLATE
 from minigpt.settings import require, setting
 
 # Peak learning rates for the small in-domain GPTs this CLI pre-trains (measured: full at 1e-4
@@ -25,7 +26,9 @@ DEFAULT_LR = {
     "prefix": 3e-3,
 }
 
-PRETRAIN_CONFIG = "config/movie_reviews_lm.toml"
+# The best recipe measured (docs/results.md): a BERT-style masked LM over GPT-2 BPE cut to 4,096
+# ids, fine-tuned whole with mean pooling, keeping the epoch with the best val macro-F1.
+PRETRAIN_CONFIG = "config/movie_reviews_mlm.toml"
 
 
 @dataclass
@@ -41,14 +44,10 @@ class FinetuneConfig:
     )
     pretrain_config: str = setting(PRETRAIN_CONFIG, "train.py recipe used when init_from is ''")
     pretrain_args: str = setting(
-        "--n_layer=4 --n_head=4 --n_embd=128 --block_size=64 --batch_size=16 --max_iters=120"
-        " --lr_decay_iters=120 --warmup_iters=12 --learning_rate=2e-3 --eval_interval=100"
-        " --eval_iters=5 --sample_tokens=0 --progress=False",
-        "train.py flags after the recipe: the default shrinks it to a few minutes on a 2-core"
-        " CPU (GPT-2's 50k-token LM head dominates the cost there)",
+        "--progress=False", "train.py flags after the recipe (e.g. --max_iters=600 for two passes)"
     )
     pretrain_out: str = setting(
-        "out-finetune-lm", "pre-training out_dir; reused when it already holds a model"
+        "out-finetune-mlm", "pre-training out_dir; reused when it already holds a model"
     )
     # ---- data ----------------------------------------------------------------------------------
     dataset: str = setting("movie_reviews", "data/<dataset>/ holds train/val/test.jsonl")
@@ -71,6 +70,15 @@ class FinetuneConfig:
     )  # fmt: skip
     # ---- method --------------------------------------------------------------------------------
     tuning: MethodConfig = setting(MethodConfig(), "the fine-tuning method and its knobs")
+    readout: str = setting(
+        "head", "how a class is scored: head = a new linear head on the pooled text (head swap);"
+        " prompt = its label word in --template, through the LM head (PET / LM-BFF)",
+        ("head", "prompt"),
+    )  # fmt: skip
+    template: str = setting(TEMPLATE, "prompt readout: the text and the label word's [MASK] slot")
+    label_words: tuple[str, ...] = setting(
+        LABEL_WORDS, "prompt readout: comma-separated words, one token each, in label order"
+    )
     # ---- optimisation --------------------------------------------------------------------------
     epochs: int = setting(3, "passes over the training set")
     batch_size: int = setting(32, "examples per micro-batch")
@@ -84,7 +92,7 @@ class FinetuneConfig:
     aux_lm_weight: float = setting(0.0, "lambda of GPT-1's L3 = L2 + lambda L1 (GPT-1: 0.5)")
     patience: int = setting(2, "stop after this many epochs without improvement; 0 = never")
     select_on: str = setting(
-        "loss", "validation metric that picks the best epoch (and that patience watches)",
+        "macro_f1", "validation metric that picks the best epoch (and that patience watches)",
         ("loss", "accuracy", "macro_f1"),
     )  # fmt: skip
     class_weight: str = setting(
@@ -115,6 +123,11 @@ class FinetuneConfig:
             (self.patience >= 0, f"--patience={self.patience} must be >= 0"),
             (self.grad_clip >= 0, f"--grad_clip={self.grad_clip} must be >= 0 (0 disables)"),
             (bool(self.init_from or self.pretrain_out), "--pretrain_out must name a folder"),
+            (
+                self.readout == "head" or self.tuning.method != "head",
+                "--readout=prompt adds no head, so --method=head would train nothing; pick a method"
+                " that trains the GPT (full, lora, top, ...)",
+            ),
         ]
         for ok, message in checks:
             require(ok, message)

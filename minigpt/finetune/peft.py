@@ -58,7 +58,9 @@ FROZEN_BASE_METHODS = ("head", "lora", "adalora", "adapter", "prefix")
 class MethodConfig:
     """A fine-tuning method and its knobs: the `--method` family of finetune.py flags."""
 
-    method: str = setting("full", "which weights train", METHODS)
+    method: str = setting(
+        "full", "which weights train (prompt-based fine-tuning is --readout=prompt)", METHODS
+    )
     trainable_blocks: int = setting(1, "top: how many of the last blocks train")
     lora_r: int = setting(8, "LoRA rank r")
     lora_alpha: float = setting(16.0, "LoRA alpha: the update is (alpha / r) B A")

@@ -26,6 +26,7 @@ from minigpt.finetune.data import Splits, load_splits, split_paths
 from minigpt.finetune.loop import Finetuner, evaluate
 from minigpt.finetune.metrics import class_balance
 from minigpt.finetune.peft import describe_params
+from minigpt.finetune.prompt import make_prompt
 from minigpt.finetune.report import build_report, print_report, write_report
 from minigpt.paths import dataset_dir, recipe_path
 from minigpt.train.config import TrainConfig, parse_config
@@ -93,7 +94,12 @@ def run(
     splits = prepare_data(cfg, tokenizer, gpt.config.block_size)
     torch.manual_seed(cfg.seed)  # the head's initial weights
     method = cfg.method_config()
-    model = classifier_class(gpt, splits.labels, splits.label_names, method, base_dir, cfg.pooling)
+    prompt = None
+    if cfg.readout == "prompt":
+        prompt = make_prompt(tokenizer, gpt.config, cfg.template, cfg.label_words)
+    model = classifier_class(
+        gpt, splits.labels, splits.label_names, method, base_dir, cfg.pooling, prompt
+    )
     model = model.to(device)
     print(describe_params(model, cfg.tuning.method))
     test_batches = splits.loader("test", cfg.eval_batch_size)

@@ -2,11 +2,16 @@
 frozen weights, save -> predict, and the one-line errors."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 import finetune
+from minigpt.checkpoint import load_model
+from minigpt.data.prepare import ensure_dataset
 from minigpt.data.tokenizer import Tokenizer
 from minigpt.finetune.classifier import GPTClassifier, load_classifier
 from minigpt.finetune.config import FinetuneConfig
@@ -16,6 +21,7 @@ from minigpt.finetune.run import base_model, pretrain_config, run
 from minigpt.settings import parse_settings
 from tests.finetune.conftest import WORDS, write_jsonl
 
+ROOT = Path(__file__).resolve().parents[2]
 METHODS = ["head", "top", "full", "lora", "adapter", "prefix"]
 
 
@@ -111,8 +117,31 @@ def test_the_pretraining_run_is_the_recipe_then_the_pretrain_args(tmp_path, monk
     monkeypatch.chdir(tmp_path)  # the recipe is found in the checkout from anywhere
     cfg = FinetuneConfig(pretrain_args="--max_iters=7 --n_layer=1")
     train_cfg = pretrain_config(cfg, tmp_path / "lm")
-    assert train_cfg.dataset == "movie_reviews" and train_cfg.out_dir == str(tmp_path / "lm")
+    assert (train_cfg.dataset, train_cfg.objective) == ("movie_reviews_4k", "mlm")
+    assert train_cfg.out_dir == str(tmp_path / "lm")
     assert (train_cfg.max_iters, train_cfg.n_layer) == (7, 1)
+
+
+def test_the_default_fine_tunes_a_masked_lm_base_with_mean_pooling_on_val_macro_f1(tmp_path):
+    """`python finetune.py` as a user meets it, with the pre-training cut to 2 steps of a tiny
+    model and the training split to 40 texts."""
+    ensure_dataset(ROOT / "data" / "movie_reviews")  # the labelled splits
+    rows = (ROOT / "data" / "movie_reviews" / "train.jsonl").read_text().splitlines()
+    (tmp_path / "train.jsonl").write_text("\n".join(rows[::212]) + "\n")  # all 5 classes
+    tiny = "--max_iters=2 --n_layer=1 --n_head=2 --n_embd=16 --eval_iters=1 --progress=False"
+    args = [sys.executable, "finetune.py", f"--pretrain_args={tiny}", "--epochs=2",
+            f"--pretrain_out={tmp_path / 'lm'}", f"--out_dir={tmp_path / 'clf'}",
+            f"--train_file={tmp_path / 'train.jsonl'}", "--progress=False",
+            "--threads=1"]  # fmt: skip
+    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    base, tokenizer = load_model(tmp_path / "lm")
+    assert base.config.attention == "bidirectional" and base.config.block_size == 64
+    assert tokenizer.name == "gpt2:4096" and tokenizer.special_tokens == ("[MASK]",)
+    metrics = json.loads((tmp_path / "clf" / "metrics.json").read_text())
+    assert metrics["config"]["select_on"] == "macro_f1" and metrics["method"]["method"] == "full"
+    model, _ = load_classifier(tmp_path / "clf")
+    assert model.pooling == "mean" and model.prompt is None
 
 
 def test_an_existing_pretrained_model_is_reused(toy, tmp_path):
