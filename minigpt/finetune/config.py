@@ -9,7 +9,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from minigpt.device import DeviceConfig
-from minigpt.finetune.peft import MethodConfig
+from minigpt.finetune.peft import PROMPT_METHOD, MethodConfig
 from minigpt.finetune.prompt import LABEL_WORDS, TEMPLATE
 from minigpt.settings import require, setting
 
@@ -109,6 +109,11 @@ class FinetuneConfig:
     eval_batch_size: int = setting(64, "examples per evaluation batch")
     progress: bool = setting(True, "show progress bars")
     export_merged: bool = setting(False, "also write out_dir/merged: LoRA merged into the base")
+
+    def __post_init__(self) -> None:
+        if self.tuning.method == PROMPT_METHOD:  # PET's recipe: every weight, the LM head's scores
+            self.tuning = dataclasses.replace(self.tuning, method="full")
+            self.readout = "prompt"
 
     def validate(self) -> None:
         """Raise ConfigError on the first value that cannot work."""

@@ -50,6 +50,9 @@ from minigpt.model.gpt import GPT
 from minigpt.settings import require, setting
 
 METHODS = ("head", "top", "full", "lora", "adalora", "adapter", "prefix")
+# `--method=prompt`: full fine-tuning read out through the LM head (FinetuneConfig turns it into
+# --method=full --readout=prompt; --readout=prompt with another method combines the two)
+PROMPT_METHOD = "prompt"
 # Methods that leave every base weight untouched: they save only what they train.
 FROZEN_BASE_METHODS = ("head", "lora", "adalora", "adapter", "prefix")
 
@@ -59,8 +62,9 @@ class MethodConfig:
     """A fine-tuning method and its knobs: the `--method` family of finetune.py flags."""
 
     method: str = setting(
-        "full", "which weights train (prompt-based fine-tuning is --readout=prompt)", METHODS
-    )
+        "full", "which weights train; prompt = full through the prompt readout (--readout=prompt"
+        " with another method combines them)", (*METHODS, PROMPT_METHOD),
+    )  # fmt: skip
     trainable_blocks: int = setting(1, "top: how many of the last blocks train")
     lora_r: int = setting(8, "LoRA rank r")
     lora_alpha: float = setting(16.0, "LoRA alpha: the update is (alpha / r) B A")
@@ -83,8 +87,8 @@ class MethodConfig:
     def __post_init__(self) -> None:
         self.lora_targets = tuple(self.lora_targets)
         require(
-            self.method in METHODS,
-            f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}",
+            self.method in (*METHODS, PROMPT_METHOD),
+            f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}, {PROMPT_METHOD}",
         )
         bad = sorted(set(self.lora_targets) - set(LORA_TARGETS))
         require(

@@ -103,15 +103,16 @@ def test_save_load_predict_give_identical_scores(attention, method, tmp_path, ca
 
 
 @pytest.mark.parametrize("attention", ["bidirectional", "causal"])
-@pytest.mark.parametrize("method", ["full", "lora"])
+@pytest.mark.parametrize(
+    "method", [["--method=prompt"], ["--method=lora", "--readout=prompt"]], ids=["prompt", "lora"]
+)  # --method=prompt: every weight through the prompt readout
 def test_masked_and_causal_bases_learn_through_the_prompt(attention, method, toy, tmp_path):
     base = tmp_path / "base"
     _gpt(attention).save_pretrained(base, _tokenizer())
     args = [f"--init_from={base}", f"--data_dir={toy}", f"--out_dir={tmp_path / 'clf'}",
             "--label_column=sentiment", "--epochs=25", "--batch_size=4", "--dropout=0",
             "--patience=0", "--progress=False", "--learning_rate=3e-3", "--seed=0",
-            "--threads=1", "--readout=prompt", f"--template={TEMPLATE}", "--label_words=-,+",
-            f"--method={method}"]  # fmt: skip
+            "--threads=1", f"--template={TEMPLATE}", "--label_words=-,+", *method]  # fmt: skip
     assert finetune.main(args) == 0
     model, tokenizer = load_classifier(tmp_path / "clf")
     probs = model.predict_proba(["the story yes", "the story no"], tokenizer)
