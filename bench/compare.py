@@ -7,13 +7,13 @@ Each model runs through eval.py (its own process, so one that cannot be scored i
 skipped): bits per UTF-8 byte on each dataset's val split decoded to text and re-tokenized by
 the model (minigpt.eval.bpb), and zero-shot accuracy on the 5-level movie-review task
 (data/movie_reviews/task5_test.jsonl, from `python data/movie_reviews/prepare.py`). The
-fine-tuned accuracy comes from a finetune.py run on that model: a `metrics.json` under
-`--finetuned` whose base is the model and whose labels are label5.
+fine-tuned accuracy comes from a finetune.py run on that model: a `metrics.json` matched by
+`--finetuned` (comma-separated globs) whose base is the model and whose labels are label5.
 
-With no --models it takes those present of: the default train.py run (out), finetune.py's
-in-domain base (out-finetune-lm/best, else out-finetune-lm), and the models bench/objectives.py
-pre-trained (out-bench-objectives/*/base; bidirectional ones are left out: they have no
-left-to-right likelihood). `--readme` rewrites the table between the README's markers.
+With no --models it takes those present of: the default train.py run (out) and the models
+bench/objectives.py pre-trained (out-bench-objectives/*/base). Bidirectional models are left
+out: they have no left-to-right likelihood, which is also why finetune.py's default base (a
+masked LM) is not among them. `--readme` rewrites the table between the README's markers.
 """
 
 from __future__ import annotations
@@ -32,13 +32,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 START, END = "<!-- models-compared:start -->", "<!-- models-compared:end -->"
 TASK = "data/movie_reviews/task5_test.jsonl"
+# where finetune.py runs and bench/objectives.py's fine-tuning runs write their metrics
+FINETUNED = ("out-finetune*/metrics.json", "out-bench-objectives/*/classifier/metrics.json")
 
 
 def default_models() -> list[str]:
-    base = next((d for d in ("out-finetune-lm/best", "out-finetune-lm") if _is_model(d)), None)
     saved = glob.glob("out-bench-objectives/*/base/config.json")
     objectives = [str(Path(p).parent) for p in sorted(saved) if not _is_encoder(Path(p))]
-    return [d for d in ("out", base, *objectives) if d and _is_model(d)]
+    return [d for d in ("out", *objectives) if _is_model(d)]
 
 
 def _is_encoder(config_file: Path) -> bool:
@@ -119,8 +120,8 @@ def main() -> None:
     parser.add_argument("--models", default="", help="checkpoint dirs, comma-separated")
     parser.add_argument("--datasets", default="shakespeare_char,movie_reviews")
     parser.add_argument("--task", default=TASK, help="multiple-choice task JSONL")
-    parser.add_argument("--finetuned", default="out-finetune*/metrics.json",
-                        help="glob of finetune.py metrics.json files")  # fmt: skip
+    parser.add_argument("--finetuned", default=",".join(FINETUNED),
+                        help="comma-separated globs of finetune.py metrics.json files")  # fmt: skip
     parser.add_argument("--max_bytes", type=int, default=0, help="bytes per dataset; 0 = all")
     parser.add_argument("--limit", type=int, default=0, help="task items; 0 = all")
     parser.add_argument("--stride", type=int, default=0, help="window stride; 0 = eval.py's")
@@ -132,7 +133,9 @@ def main() -> None:
     if not models:
         raise SystemExit("no checkpoints found: train one (python train.py) or pass --models")
     reports = [evaluate(model, args) for model in models]
-    finetuned = [Path(p) for p in sorted(glob.glob(args.finetuned))]
+    finetuned = [
+        Path(p) for pattern in args.finetuned.split(",") for p in sorted(glob.glob(pattern))
+    ]
     pairs = zip(models, reports, strict=True)
     rows = [table_row(model, report, finetuned) for model, report in pairs]
     print(json.dumps(rows, indent=1))
