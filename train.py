@@ -24,7 +24,7 @@ import torch
 from minigpt import threads
 from minigpt.data.objectives import LANGUAGE_MODELLING
 from minigpt.data.tokenizer import Tokenizer
-from minigpt.device import resolve_device
+from minigpt.device import dtype_name, resolve_device
 from minigpt.model.gpt import GPT
 from minigpt.settings import run_cli
 from minigpt.train.config import resolve_config, train_help
@@ -51,7 +51,7 @@ def train(argv: Sequence[str]) -> None:
         model = trainer.model
         print(
             f"model {model.num_params() / 1e6:.2f}M params; {trainer.tokens_per_iter:,} tokens"
-            f"/step; {trainer.device} {str(trainer.dtype).removeprefix('torch.')}; "
+            f"/step; {trainer.device} {dtype_name(trainer.dtype)}; "
             f"peak {trainer.peak_flops / 1e9:,.0f} GFLOP/s; out_dir {config.out_dir}"
         )
         print(f"dtype {trainer.dtype_choice}")

@@ -33,7 +33,7 @@ from common import host
 from timing import interleaved, median, wall
 
 from minigpt.data.prepare import ensure_dataset
-from minigpt.device import DeviceConfig, choose_dtype, native_bf16
+from minigpt.device import DeviceConfig, choose_dtype, dtype_name, native_bf16
 from minigpt.paths import dataset_dir
 from minigpt.train.config import TrainConfig
 from minigpt.train.muon import hidden_matrices, orthogonalize
@@ -84,7 +84,7 @@ def auto_decisions(run: Trainer, trials: int, speedup: float) -> list[dict]:
     out = []
     for _ in range(trials):
         choice = choose_dtype("auto", run.device, probe)
-        picked = str(choice.dtype).removeprefix("torch.")
+        picked = dtype_name(choice.dtype)
         slower_by = 0.0 if picked == faster else abs(speedup - 1) / min(speedup, 1)
         out.append({"picked": picked, "reason": choice.reason,
                     "picked_slower_by": round(slower_by, 3)})  # fmt: skip

@@ -36,6 +36,12 @@ def mean_sd(values: Iterable[float], digits: int = 4) -> dict[str, Any]:
             "runs": [round(v, digits) for v in values]}  # fmt: skip
 
 
+def test_scores(runs: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """`mean_sd` over the seeds' runs of test accuracy and macro-F1."""
+    runs = list(runs)
+    return {key: mean_sd(r[key] for r in runs) for key in ("test_accuracy", "test_macro_f1")}
+
+
 def cpu_flags() -> list[str]:
     """Which of CPU_FLAGS this CPU has (Linux /proc/cpuinfo; empty elsewhere)."""
     try:

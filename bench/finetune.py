@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from baselines import majority, read_split, tfidf_logreg
-from common import host, markdown_table, mean_sd, pm, random_twin
+from common import host, markdown_table, pm, random_twin, test_scores
 
 from minigpt.finetune.config import FinetuneConfig
 from minigpt.finetune.run import base_model, run
@@ -50,11 +50,6 @@ def finetune_run(base: Path, method: str, out_dir: Path, seed: int, extra: list[
         "val_macro_f1_by_epoch": [round(r["val_macro_f1"], 4) for r in metrics["epochs"]],
         **({"total_rank": metrics["adalora"]["final_total_rank"]} if "adalora" in metrics else {}),
     }
-
-
-def summary(runs: list[dict]) -> dict:
-    """Mean and SD (n - 1) over the seeds of test accuracy and macro-F1."""
-    return {key: mean_sd(r[key] for r in runs) for key in ("test_accuracy", "test_macro_f1")}
 
 
 def baselines(data_dir: Path) -> dict:
@@ -101,7 +96,7 @@ def main() -> None:
                 runs = [finetune_run(base, method, out / f"{init}-{method}-{seed}", seed, extra)
                         for seed in seeds]  # fmt: skip
                 system = f"{init} base, --method={method} {args.set}".strip()
-                rows.append({"system": system, **summary(runs), "runs": runs})
+                rows.append({"system": system, **test_scores(runs), "runs": runs})
         baseline_start = time.perf_counter()
         base_rows = baselines(dataset_dir("movie_reviews"))
     report = {

@@ -18,6 +18,7 @@ from common import host
 from timing import median, wall
 
 import minigpt
+from minigpt.device import dtype_name
 from minigpt.train.perf import device_peak_flops, flops_per_token, matmul_params, mfu
 
 # nanoGPT's "baby GPT" for shakespeare_char: the small config this bench reports by default.
@@ -60,7 +61,7 @@ def main() -> None:
                 block.attn.impl = impl
             tokens_per_s = idx.numel() / step_time(model, idx, dtype, args.steps)
             results.append({
-                "dtype": str(dtype).removeprefix("torch."), "attn_impl": impl,
+                "dtype": dtype_name(dtype), "attn_impl": impl,
                 "tokens_per_s": round(tokens_per_s), "mfu": round(mfu(tokens_per_s, fpt, peak), 4),
                 "peak_tflops": round(peak / 1e12, 3),
             })  # fmt: skip

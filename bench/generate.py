@@ -34,6 +34,7 @@ from timing import interleaved, median, wall
 from torch._dynamo.utils import counters
 
 from minigpt.checkpoint import export_hf_gpt2
+from minigpt.device import dtype_name
 from minigpt.model.attention import StaticKVCache
 from minigpt.model.generate import SamplingConfig, generate
 
@@ -147,7 +148,7 @@ def main() -> None:
         n_bytes = weight_bytes(model)
         matvec = make_matvec(n_bytes, dtype, device)
         for batch in (int(b) for b in args.batches.split(",")):
-            row = {"dtype": str(dtype).removeprefix("torch."), "batch": batch,
+            row = {"dtype": dtype_name(dtype), "batch": batch,
                    "weight_MB": round(n_bytes / 1e6, 1)}  # fmt: skip
             results.append({**row, **decode_vs_bound(model, hf, matvec, batch, args, device)})
             print(json.dumps(results[-1]), file=sys.stderr, flush=True)

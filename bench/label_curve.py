@@ -45,7 +45,7 @@ from typing import Any
 
 import torch
 from baselines import read_split, tfidf_logreg
-from common import host, markdown_table, mean_sd, pm, random_twin
+from common import host, markdown_table, pm, random_twin, test_scores
 
 from minigpt.data import LabelledTextDataset
 from minigpt.finetune.classifier import load_classifier
@@ -136,13 +136,8 @@ def seed_ensemble(system: str, n: int, seeds: list[int], out_dir: Path) -> dict[
     labels = [str(k) for k in range(mean.size(1))]
     report = classification_report(runs[0][1], mean.argmax(-1).tolist(), labels)
     return {"budget": n, "system": f"{system}, mean logits of {len(seeds)} seeds",
-            **summary([{"test_accuracy": report["accuracy"],
+            **test_scores([{"test_accuracy": report["accuracy"],
                         "test_macro_f1": report["macro_f1"]}])}  # fmt: skip
-
-
-def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean and SD (n - 1) over the seeds of test accuracy and macro-F1."""
-    return {key: mean_sd(r[key] for r in runs) for key in ("test_accuracy", "test_macro_f1")}
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
@@ -207,7 +202,7 @@ def main() -> None:
         for n in budgets:
             for system in SYSTEMS:
                 runs = [run_system(system, n, s, base, out, max_epochs, extra) for s in seeds]
-                rows.append({"budget": n, "system": system, **summary(runs)})
+                rows.append({"budget": n, "system": system, **test_scores(runs)})
         if args.ensemble:
             rows += [seed_ensemble(s, n, seeds, out) for n in budgets for s in FINE_TUNED]
     report = {

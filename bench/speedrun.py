@@ -40,7 +40,7 @@ from plain_loop import PlainLoop, val_loss
 from timing import interleaved
 
 from minigpt.data.prepare import ensure_dataset
-from minigpt.device import DeviceConfig
+from minigpt.device import DeviceConfig, dtype_name
 from minigpt.paths import dataset_dir
 from minigpt.train.config import TrainConfig
 from minigpt.train.trainer import Trainer
@@ -114,7 +114,7 @@ def main() -> None:
             "seconds": round(min(times[name]), 1),
             "val_loss": round(val_loss(model, trainer, VAL_BATCHES), 4),
             "iters": config.max_iters, "batch_size": config.batch_size,
-            "optimizer": config.optimizer, "dtype": str(trainer.dtype).removeprefix("torch."),
+            "optimizer": config.optimizer, "dtype": dtype_name(trainer.dtype),
         }  # fmt: skip
     report["minigpt"]["reached_target"] = report["minigpt"]["val_loss"] <= args.target
     report["speedup"] = round(report["baseline"]["seconds"] / report["minigpt"]["seconds"], 3)

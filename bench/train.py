@@ -44,7 +44,7 @@ from plain_loop import PlainLoop, val_loss
 from timing import interleaved, wall
 
 from minigpt.data.prepare import ensure_dataset
-from minigpt.device import DeviceConfig, measure_matmul_peak, resolve_device
+from minigpt.device import DeviceConfig, dtype_name, measure_matmul_peak, resolve_device
 from minigpt.paths import dataset_dir
 from minigpt.train.config import TrainConfig
 from minigpt.train.perf import device_peak_flops, flops_per_token, matmul_params
@@ -103,7 +103,7 @@ def bench_variant(name: str, args: argparse.Namespace, dtype: str, compile: bool
         peak = max(measure_matmul_peak.__wrapped__(device, ours.dtype) for _ in range(3))
     tokens = cfg.batch_size * cfg.block_size * args.steps
     fpt = flops_per_token(ours.model.config, matmul_params(ours.model), cfg.block_size)
-    result = {"dtype_setting": dtype, "dtype": str(ours.dtype).removeprefix("torch."),
+    result = {"dtype_setting": dtype, "dtype": dtype_name(ours.dtype),
               "compile": compile,
               "batch_size": cfg.batch_size, "block_size": cfg.block_size}  # fmt: skip
     for impl, seconds in best.items():
